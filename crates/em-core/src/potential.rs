@@ -1,0 +1,27 @@
+//! The scalar potential V(x) and its explicit input gradient: the one trait the whole engine
+//! is written against. burn has no double backward, so `grad_x` is built from ordinary
+//! differentiable tensor ops and standard backprop through it trains the parameters.
+
+use burn::prelude::*;
+
+/// A time-free scalar potential over flat inputs `x: [batch, dim]`.
+///
+/// Implementors must make [`Potential::grad_x`] an explicit expression of the parameters (each
+/// layer's vector-Jacobian product written as tensor ops), so that a loss on `-grad_x V` can be
+/// differentiated with respect to the parameters by burn's ordinary autodiff.
+pub trait Potential {
+    /// Flat input dimension `dim` this potential expects.
+    fn dim(&self) -> usize;
+
+    /// Per-sample energy `V(x_b)`: `[batch, dim] -> [batch]`.
+    fn energy(&self, x: Tensor<2>) -> Tensor<1>;
+
+    /// Input gradient `d V(x_b) / d x_b` for every sample: `[batch, dim] -> [batch, dim]`.
+    fn grad_x(&self, x: Tensor<2>) -> Tensor<2> {
+        self.energy_and_grad(x).1
+    }
+
+    /// Energy and input gradient from one forward pass (the default recomputes nothing twice
+    /// when overridden; implementors usually override this one).
+    fn energy_and_grad(&self, x: Tensor<2>) -> (Tensor<1>, Tensor<2>);
+}

@@ -1,0 +1,22 @@
+//! em-protein: the protein side of emdesign, before and around the generative model.
+//!
+//! - [`alphabet`] and [`sequence::Sequence`]: the one residue index table and checked
+//!   sequences; [`io`] reads and writes FASTA, CSV and mutation lists with errors that name
+//!   file, line and column.
+//! - [`benchmark`]: the GGS task splits (GFP/AAV x medium/hard) from the ground truth in
+//!   [`datasets`].
+//! - [`cnn`], [`oracle`], [`predictor`]: the GGS CNN fitness model as a burn module, loaded
+//!   from safetensors, differentiable in its one-hot input; training a predictor on a split.
+//! - [`metrics`]: the GGS protocol's fitness, diversity and novelty.
+
+pub mod alphabet;
+pub mod benchmark;
+pub mod cnn;
+pub mod datasets;
+pub mod error;
+pub mod io;
+pub mod metrics;
+pub mod oracle;
+pub mod predictor;
+pub mod sequence;
+pub mod stats;

@@ -1,0 +1,178 @@
+//! The command line, as clap derive types: `run`, `check`, `list-stages`, `clean`, `toy`,
+//! `data`, `oracle`, `eval`. Parsing only; `commands.rs` does the work.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Energy Matching design workflows: staged, cached, resumable.
+#[derive(Parser, Debug)]
+#[command(name = "emdesign", version, about)]
+pub struct Cli {
+    /// Directory holding the larger data files (ground truths, oracles).
+    #[arg(long, global = true, env = "EMDESIGN_DATA", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run a workflow: every stale stage, in order, reusing fresh ones.
+    Run(RunArgs),
+    /// Parse and check a workflow file without running anything.
+    Check {
+        /// The workflow TOML file.
+        workflow: PathBuf,
+    },
+    /// List a workflow's stages with their cache key and whether they are fresh.
+    ListStages(WorkflowArgs),
+    /// Remove a workflow's run directory.
+    Clean(WorkflowArgs),
+    /// Shortcut for the 2D workflow: train Energy Matching on a 2D target and sample it.
+    Toy(ToyArgs),
+    /// Protein data: benchmark splits and the data directory.
+    Data {
+        #[command(subcommand)]
+        command: DataCommand,
+    },
+    /// Score the sequences of a FASTA or CSV file with a task's oracle.
+    Oracle {
+        /// The benchmark task whose oracle scores the sequences.
+        #[arg(long, value_enum)]
+        task: Task,
+        /// A FASTA or CSV file of sequences.
+        file: PathBuf,
+    },
+    /// Evaluate designs against a benchmark split (fitness, diversity, novelty).
+    Eval {
+        /// The benchmark task.
+        #[arg(long, value_enum)]
+        task: Task,
+        /// The split difficulty.
+        #[arg(long, value_enum)]
+        difficulty: Difficulty,
+        /// A FASTA or CSV file of designed sequences.
+        designs: PathBuf,
+        /// Where to write the JSON report.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+}
+
+/// Arguments of `emdesign run`.
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// The workflow TOML file.
+    pub workflow: PathBuf,
+    /// Redo this stage and every stage after it, even when fresh.
+    #[arg(long, value_name = "STAGE")]
+    pub force: Option<String>,
+    /// Run directory (default: the workflow's `run_dir`, relative to the workflow file).
+    #[arg(long, value_name = "DIR")]
+    pub run_dir: Option<PathBuf>,
+    /// No progress bars and no per-stage summary lines.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// Arguments of commands that only need a workflow and its run directory.
+#[derive(Args, Debug)]
+pub struct WorkflowArgs {
+    /// The workflow TOML file.
+    pub workflow: PathBuf,
+    /// Run directory (default: the workflow's `run_dir`).
+    #[arg(long, value_name = "DIR")]
+    pub run_dir: Option<PathBuf>,
+}
+
+/// Arguments of `emdesign toy`.
+#[derive(Args, Debug)]
+pub struct ToyArgs {
+    /// The 2D target distribution.
+    #[arg(long, default_value = "two-moons")]
+    pub target: String,
+    /// Run directory.
+    #[arg(long, value_name = "DIR", default_value = "runs/toy2d")]
+    pub out: PathBuf,
+    /// Redo this stage and every stage after it.
+    #[arg(long, value_name = "STAGE")]
+    pub force: Option<String>,
+    /// No progress bars and no per-stage summary lines.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// `emdesign data ...`.
+#[derive(Subcommand, Debug)]
+pub enum DataCommand {
+    /// Write a GGS benchmark split (or a split of your own CSV) as `sequence,score`.
+    Split(SplitArgs),
+    /// Check the data directory: which files are present and whether checksums match.
+    Fetch,
+}
+
+/// Arguments of `emdesign data split`.
+#[derive(Args, Debug)]
+pub struct SplitArgs {
+    /// The benchmark task (ground truth from the data directory).
+    #[arg(long, value_enum, required_unless_present = "input")]
+    pub task: Option<Task>,
+    /// The split difficulty (percentile window and minimum edits as published).
+    #[arg(long, value_enum, required_unless_present = "input")]
+    pub difficulty: Option<Difficulty>,
+    /// Your own `sequence,score` CSV instead of a task's ground truth.
+    #[arg(long, value_name = "FILE", requires_all = ["min_edits", "percentiles"], conflicts_with_all = ["task", "difficulty"])]
+    pub input: Option<PathBuf>,
+    /// Minimum substitutions from every top-percentile sequence (with `--input`).
+    #[arg(long, value_name = "N")]
+    pub min_edits: Option<usize>,
+    /// Score percentile window `LO,HI`, inclusive (with `--input`).
+    #[arg(long, value_name = "LO,HI", value_delimiter = ',')]
+    pub percentiles: Option<Vec<f64>>,
+    /// Output CSV.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+}
+
+/// A protein benchmark task.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Task {
+    /// Green fluorescent protein.
+    Gfp,
+    /// Adeno-associated virus capsid.
+    Aav,
+}
+
+/// A GGS split difficulty.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Difficulty {
+    /// 20th-40th percentile, at least 6 edits from the top.
+    Medium,
+    /// 0th-30th percentile, at least 7 edits from the top.
+    Hard,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn split_with_own_input_needs_edits_and_percentiles() {
+        let ok = Cli::try_parse_from([
+            "emdesign", "data", "split", "--input", "a.csv", "--min-edits", "6",
+            "--percentiles", "20,40", "--out", "b.csv",
+        ]);
+        assert!(ok.is_ok(), "{ok:?}");
+        let bad = Cli::try_parse_from(["emdesign", "data", "split", "--input", "a.csv", "--out", "b.csv"]);
+        assert!(bad.is_err());
+    }
+}

@@ -1,0 +1,130 @@
+//! What each subcommand does: load and check the workflow, build its stages, hand them to the
+//! runner (or report on them), and write the run-level files (`resolved.toml`, `summary.json`).
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+
+use crate::cli::{Cli, Command, DataCommand, RunArgs, ToyArgs, WorkflowArgs};
+use crate::progress::Progress;
+use crate::stage::{self, Runner, Status, cache};
+use crate::workflow::plan::{Body, TOY_TARGETS};
+use crate::workflow::{self, Plan, Source};
+use crate::protein;
+
+/// The built-in 2D workflow used by `emdesign toy`.
+const TOY2D: &str = include_str!("../../../workflows/toy2d.toml");
+
+/// Run one parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    let data_dir = cli.data_dir.as_deref();
+    match cli.command {
+        Command::Run(args) => run_workflow(&args),
+        Command::Check { workflow } => check(&workflow),
+        Command::ListStages(args) => list_stages(&args),
+        Command::Clean(args) => clean(&args),
+        Command::Toy(args) => toy(&args),
+        Command::Data { command: DataCommand::Split(args) } => protein::split(&args, data_dir),
+        Command::Data { command: DataCommand::Fetch } => protein::fetch(data_dir),
+        Command::Oracle { task, file } => protein::oracle(task, &file, data_dir),
+        Command::Eval { task, difficulty, designs, out } => protein::eval(task, difficulty, &designs, &out, data_dir),
+    }
+}
+
+fn run_workflow(args: &RunArgs) -> Result<()> {
+    let plan = workflow::load(&args.workflow, args.run_dir.as_deref())?;
+    execute(&plan, args.force.clone(), args.quiet)
+}
+
+/// Run a checked plan: write `resolved.toml`, run the stages, write `summary.json`.
+fn execute(plan: &Plan, force: Option<String>, quiet: bool) -> Result<()> {
+    let stages = stage::build(plan);
+    if let Some(f) = &force
+        && !plan.stage_names().contains(&f.as_str())
+    {
+        bail!("--force: no stage named `{f}` (stages: {})", plan.stage_names().join(", "));
+    }
+    let run_dir = &plan.workflow.run_dir;
+    std::fs::create_dir_all(run_dir).with_context(|| format!("cannot create run directory {}", run_dir.display()))?;
+    cache::write_atomic(&run_dir.join("resolved.toml"), plan.resolved_toml()?.as_bytes())?;
+    let progress = Progress::new(quiet);
+    let runner = Runner { run_dir: run_dir.clone(), force, progress: progress.clone() };
+    let start = Instant::now();
+    let reports = runner.run(&stages)?;
+    let ran = reports.iter().filter(|r| r.status == Status::Ran).count();
+    let summary: Vec<_> = reports
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "stage": r.record.stage,
+                "status": if r.status == Status::Ran { "ran" } else { "fresh" },
+                "key": r.record.key,
+                "wall_secs": r.record.wall_secs,
+                "secs_this_run": r.wall_secs,
+                "headline": r.record.headline,
+            })
+        })
+        .collect();
+    cache::write_atomic(&run_dir.join("summary.json"), serde_json::to_string_pretty(&summary)?.as_bytes())?;
+    progress.line(&format!(
+        "done: {} stages ({ran} ran, {} fresh) in {:.1}s; outputs in {}",
+        reports.len(),
+        reports.len() - ran,
+        start.elapsed().as_secs_f64(),
+        run_dir.display()
+    ));
+    Ok(())
+}
+
+fn check(path: &Path) -> Result<()> {
+    let plan = workflow::load(path, None)?;
+    println!(
+        "ok: {} ({}, seed {}): stages {}; run dir {}",
+        path.display(),
+        plan.workflow.kind,
+        plan.workflow.seed,
+        plan.stage_names().join(" -> "),
+        plan.workflow.run_dir.display()
+    );
+    Ok(())
+}
+
+fn list_stages(args: &WorkflowArgs) -> Result<()> {
+    let plan = workflow::load(&args.workflow, args.run_dir.as_deref())?;
+    let runner = Runner { run_dir: plan.workflow.run_dir.clone(), force: None, progress: Progress::new(true) };
+    for (name, key, fresh) in runner.status(&stage::build(&plan))? {
+        println!("{name:<10} {:<6} {}", if fresh { "fresh" } else { "stale" }, key.short());
+    }
+    Ok(())
+}
+
+fn clean(args: &WorkflowArgs) -> Result<()> {
+    let plan = workflow::load(&args.workflow, args.run_dir.as_deref())?;
+    let dir = &plan.workflow.run_dir;
+    if !dir.exists() {
+        println!("nothing to clean: {} does not exist", dir.display());
+        return Ok(());
+    }
+    // Refuse to delete a directory that does not look like a run directory.
+    let looks_like_run = dir.join("resolved.toml").is_file();
+    if !looks_like_run {
+        bail!("{} has no resolved.toml; not removing a directory emdesign did not create", dir.display());
+    }
+    std::fs::remove_dir_all(dir).with_context(|| format!("cannot remove {}", dir.display()))?;
+    println!("removed {}", dir.display());
+    Ok(())
+}
+
+fn toy(args: &ToyArgs) -> Result<()> {
+    if !TOY_TARGETS.contains(&args.target.as_str()) {
+        bail!("--target: unknown target `{}`, expected one of {}", args.target, TOY_TARGETS.join(", "));
+    }
+    let src = Source { path: "<built-in workflows/toy2d.toml>".into(), text: TOY2D.to_string() };
+    let mut plan = workflow::plan::build(&src, Some(&args.out))?;
+    let Body::Toy2d(t) = &mut plan.body;
+    t.data.target = Some(args.target.clone());
+    t.data.points = None;
+    plan.workflow.name = format!("toy2d-{}", args.target);
+    execute(&plan, args.force.clone(), args.quiet)
+}

@@ -1,0 +1,187 @@
+//! Glue for the protein subcommands onto em-protein: `data split` (GGS splits of the vendored
+//! ground truth or of a user's CSV), `data fetch` (check the data directory), `oracle` (score a
+//! FASTA/CSV) and `eval` (fitness, diversity, novelty of designs against a split).
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use burn::prelude::*;
+use em_protein::benchmark::{self, SplitSpec};
+use em_protein::datasets::{self, Checkpoint};
+use em_protein::io::{self, LengthRule, ReadOptions, ScoreRule};
+use em_protein::metrics;
+use em_protein::oracle::GgsCnnOracle;
+use em_protein::sequence::{ScoredSequences, Sequence};
+
+use crate::cli::{Difficulty, SplitArgs, Task};
+use crate::stage::cache::write_atomic;
+
+/// Designs kept for evaluation (the GGS protocol's top 128).
+pub const TOP_K: usize = 128;
+
+fn task(t: Task) -> datasets::Task {
+    match t {
+        Task::Gfp => datasets::Task::Gfp,
+        Task::Aav => datasets::Task::Aav,
+    }
+}
+
+fn difficulty(d: Difficulty) -> benchmark::Difficulty {
+    match d {
+        Difficulty::Medium => benchmark::Difficulty::Medium,
+        Difficulty::Hard => benchmark::Difficulty::Hard,
+    }
+}
+
+/// A task's ground truth: from the data directory when one is given, else the vendored copy.
+fn ground_truth(t: datasets::Task, data_dir: Option<&Path>) -> Result<ScoredSequences> {
+    Ok(match data_dir {
+        Some(dir) => t.ground_truth_from(&datasets::data_dir(Some(dir))?)?,
+        None => t.ground_truth()?,
+    })
+}
+
+/// `emdesign data split`.
+pub fn split(args: &SplitArgs, data_dir: Option<&Path>) -> Result<()> {
+    let (gt, spec, label) = match (&args.input, args.task, args.difficulty) {
+        (Some(input), _, _) => {
+            let p = args.percentiles.as_deref().unwrap_or_default();
+            let [lo, hi] = p else { bail!("--percentiles: expected two numbers LO,HI, got {} values", p.len()) };
+            let edits = args.min_edits.unwrap_or_default();
+            let edits = u32::try_from(edits).with_context(|| format!("--min-edits: {edits} is too large"))?;
+            let options = ReadOptions { length: LengthRule::SameAsFirst, ..ReadOptions::default() };
+            let (gt, report) = io::read_scored(input, &options)?;
+            if report.merged > 0 {
+                eprintln!(
+                    "note: {}: {} repeated rows merged by averaging their scores ({} with differing scores)",
+                    input.display(),
+                    report.merged,
+                    report.conflicting
+                );
+            }
+            (gt, SplitSpec::custom(edits, *lo, *hi)?, input.display().to_string())
+        }
+        (None, Some(t), Some(d)) => {
+            let t = task(t);
+            (ground_truth(t, data_dir)?, SplitSpec::ggs(difficulty(d)), format!("{} {}", t.name(), difficulty(d).name()))
+        }
+        _ => bail!("give --task and --difficulty, or --input with --min-edits and --percentiles"),
+    };
+    let s = benchmark::split(&gt, &spec);
+    io::csv::write_scored_csv(&args.out, &s.data)?;
+    let (lo, hi) = spec.percentiles();
+    println!(
+        "{label}: {} of {} sequences (percentiles {lo}-{hi}: {} in window, scores {:.4}..{:.4}; >= {} edits from {} top sequences) -> {}",
+        s.data.len(),
+        gt.len(),
+        s.n_window,
+        s.lo_score,
+        s.hi_score,
+        spec.min_edits(),
+        s.n_top,
+        args.out.display()
+    );
+    Ok(())
+}
+
+/// `emdesign data fetch`: report which data-directory files are present and verified.
+/// Downloading is not built into this binary; files come from the shared mirror.
+pub fn fetch(data_dir: Option<&Path>) -> Result<()> {
+    let dir = datasets::data_dir(data_dir)?;
+    let mut missing = 0;
+    for t in datasets::Task::ALL {
+        let mut checks = vec![Checkpoint::Oracle];
+        for d in [benchmark::Difficulty::Medium, benchmark::Difficulty::Hard] {
+            for smoothed in [true, false] {
+                checks.push(Checkpoint::Predictor { difficulty: d, smoothed });
+            }
+        }
+        for c in checks {
+            let rel = format!("{}/{}", t.name(), c.file_name());
+            match t.checkpoint(&dir, c) {
+                Ok(_) => println!("ok       {rel}"),
+                Err(e) => {
+                    missing += 1;
+                    println!("missing  {rel}: {e}");
+                }
+            }
+        }
+    }
+    if missing > 0 {
+        bail!(
+            "{missing} file(s) missing or unverified in {}; downloading is not available in this build (copy them from the shared data mirror)",
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+fn read_designs(path: &Path, t: datasets::Task) -> Result<Vec<Sequence>> {
+    let options = ReadOptions { score: ScoreRule::Optional, length: LengthRule::Exactly(t.length()), ..ReadOptions::default() };
+    let records = io::read_records(path, &options)?;
+    Ok(records.into_iter().map(|r| r.sequence).collect())
+}
+
+fn load_cnn(path: PathBuf) -> Result<GgsCnnOracle> {
+    GgsCnnOracle::load(&path, &Device::flex()).with_context(|| format!("cannot load {}", path.display()))
+}
+
+fn score(model: &GgsCnnOracle, seqs: &[Sequence]) -> Result<Vec<f64>> {
+    let idx: Vec<Vec<u8>> = seqs.iter().map(|s| s.indices().to_vec()).collect();
+    Ok(model.try_score(&idx)?.into_iter().map(f64::from).collect())
+}
+
+/// `emdesign oracle`: print `sequence,oracle,normalised` for every sequence of `file`.
+pub fn oracle(t: Task, file: &Path, data_dir: Option<&Path>) -> Result<()> {
+    let t = task(t);
+    let dir = datasets::data_dir(data_dir)?;
+    let seqs = read_designs(file, t)?;
+    let oracle = load_cnn(t.checkpoint(&dir, Checkpoint::Oracle)?)?;
+    let scores = score(&oracle, &seqs)?;
+    let (min, max) = ground_truth(t, Some(&dir))?.score_range().context("empty ground truth")?;
+    println!("sequence,oracle,normalised");
+    for (s, y) in seqs.iter().zip(&scores) {
+        println!("{s},{y},{}", (y - min) / (max - min));
+    }
+    Ok(())
+}
+
+/// `emdesign eval`: deduplicate, keep the top 128 by the GGS predictor of the split when there
+/// are more, score with the oracle, and write fitness/diversity/novelty to JSON (+ Markdown).
+pub fn eval(t: Task, d: Difficulty, designs: &Path, out: &Path, data_dir: Option<&Path>) -> Result<()> {
+    let (t, d) = (task(t), difficulty(d));
+    let dir = datasets::data_dir(data_dir)?;
+    let read = read_designs(designs, t)?;
+    let mut seen = HashSet::new();
+    let mut unique: Vec<Sequence> = read.iter().filter(|s| seen.insert(s.indices().to_vec())).cloned().collect();
+    let n_unique = unique.len();
+    let mut selection = "all (at most 128)".to_string();
+    if unique.len() > TOP_K {
+        let ckpt = Checkpoint::Predictor { difficulty: d, smoothed: true };
+        let predictor = load_cnn(t.checkpoint(&dir, ckpt)?)?;
+        let pred = score(&predictor, &unique)?;
+        let mut order: Vec<usize> = (0..unique.len()).collect();
+        order.sort_by(|&a, &b| pred[b].total_cmp(&pred[a]).then(a.cmp(&b)));
+        unique = order[..TOP_K].iter().map(|&i| unique[i].clone()).collect();
+        selection = format!("top {TOP_K} by the GGS predictor {}", ckpt.file_name());
+    }
+    let gt = ground_truth(t, Some(&dir))?;
+    let (min, max) = gt.score_range().context("empty ground truth")?;
+    let training = benchmark::split(&gt, &SplitSpec::ggs(d)).data;
+    let oracle = load_cnn(t.checkpoint(&dir, Checkpoint::Oracle)?)?;
+    let scores = score(&oracle, &unique)?;
+    let fitness = metrics::fitness(&scores, min, max);
+    let diversity = metrics::diversity(&unique);
+    let novelty = metrics::novelty(&unique, training.sequences());
+    let report = serde_json::json!({
+        "task": t.name(), "difficulty": d.name(), "designs": designs.display().to_string(),
+        "n_read": read.len(), "n_unique": n_unique, "n_evaluated": unique.len(), "selection": selection,
+        "fitness": fitness, "diversity": diversity, "novelty": novelty,
+        "n_training": training.len(), "min_gt": min, "max_gt": max,
+    });
+    write_atomic(out, serde_json::to_string_pretty(&report)?.as_bytes())?;
+    println!("| task | designs | fitness | diversity | novelty |\n|---|---|---|---|---|");
+    println!("| {} {} | {} of {} ({selection}) | {fitness:.3} | {diversity:.2} | {novelty:.1} |", t.name(), d.name(), unique.len(), read.len());
+    Ok(())
+}

@@ -1,0 +1,97 @@
+//! Bad workflow files and data through the binary: each exits non-zero with a message naming
+//! the file, line and field, and leaves no partial output in the run directory.
+
+use crate::util::{Dir, TestCommand, assert_contains, fixtures};
+
+fn tiny() -> String {
+    std::fs::read_to_string(fixtures().join("toy2d-tiny.toml")).unwrap()
+}
+
+/// `w.toml:LINE:` where LINE is the 1-based line of `text` holding `needle`.
+fn at(text: &str, needle: &str) -> String {
+    let line = text.lines().position(|l| l.contains(needle)).expect("needle in fixture") + 1;
+    format!("w.toml:{line}:")
+}
+
+/// Write `text` as `w.toml`, run it, assert exit 1 and no run directory; return stderr.
+fn run_bad(text: &str) -> String {
+    let dir = Dir::new();
+    dir.create("w.toml", text);
+    let err = TestCommand::new(&dir).args(["run", "w.toml"]).assert_err();
+    assert!(err.starts_with("error: "), "{err}");
+    assert!(!dir.join("run").exists(), "run dir created for a bad workflow: {:?}", dir.tree("run"));
+    err
+}
+
+#[test]
+fn malformed_toml_names_file_and_line() {
+    let text = tiny().replace("n_eval = 128", "n_eval = = 128");
+    let err = run_bad(&text);
+    assert_contains(&err, &[&format!("{}10: field `data.n_eval`", at(&text, "n_eval"))]);
+}
+
+#[test]
+fn unknown_field_names_field_and_line() {
+    let text = tiny().replace("lr = 5e-3", "lr = 5e-3\nlearning_rate = 1e-3");
+    let err = run_bad(&text);
+    let want = format!("{}1: field `energy.train.learning_rate`: unknown field `learning_rate`", at(&text, "learning_rate"));
+    assert_contains(&err, &[&want]);
+    let err = run_bad(&tiny().replace("[report]", "[reprot]"));
+    assert_contains(&err, &["w.toml:", "unknown field `reprot`"]);
+}
+
+#[test]
+fn out_of_range_and_wrong_type_name_field_and_line() {
+    let t = tiny();
+    let err = run_bad(&t.replace("lr = 5e-3", "lr = -1.0"));
+    assert_contains(&err, &[&format!("{}6: field `energy.train.lr`: must be in (0, 1], got -1", at(&t, "lr = "))]);
+    let err = run_bad(&t.replace("warmup_steps = 30", "warmup_steps = 50"));
+    let want = format!("{}16: field `energy.train.warmup_steps`: must be in 0..=40, got 50", at(&t, "warmup_steps"));
+    assert_contains(&err, &[&want]);
+    let err = run_bad(&t.replace("n = 128", "n = \"many\""));
+    assert_contains(&err, &[&format!("{}5: field `sample.n`", at(&t, "n = 128")), "invalid type"]);
+    let err = run_bad(&t.replace("kind = \"toy2d\"", "kind = \"toy3d\""));
+    let want = format!("{}8: field `workflow.kind`: unknown workflow kind `toy3d`", at(&t, "kind = "));
+    assert_contains(&err, &[&want]);
+}
+
+#[test]
+fn missing_points_file_names_field_and_path() {
+    let t = tiny();
+    let err = run_bad(&t.replace("target = \"two-moons\"", "points = \"nowhere.csv\""));
+    assert_contains(&err, &[&format!("{}10: field `data.points`: file not found:", at(&t, "target")), "nowhere.csv"]);
+}
+
+#[test]
+fn missing_workflow_file_is_an_error() {
+    let dir = Dir::new();
+    let err = TestCommand::new(&dir).args(["run", "absent.toml"]).assert_err();
+    assert_contains(&err, &["cannot read workflow file absent.toml"]);
+    let err = TestCommand::new(&dir).args(["check", "absent.toml"]).assert_err();
+    assert_contains(&err, &["absent.toml"]);
+}
+
+#[test]
+fn bad_points_data_fails_its_stage_and_leaves_no_stage_output() {
+    let dir = Dir::new();
+    dir.fixture("points-nan.csv");
+    dir.create("w.toml", &tiny().replace("target = \"two-moons\"", "points = \"points-nan.csv\""));
+    let err = TestCommand::new(&dir).args(["run", "w.toml"]).assert_err();
+    assert_contains(&err, &["stage `data` failed", "points-nan.csv:3: column 2: value `nan` is not finite"]);
+    // Only the resolved config is left; no stage directory, finished or partial.
+    assert_eq!(dir.tree("run"), vec!["resolved.toml".to_string()]);
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let dir = Dir::new();
+    TestCommand::new(&dir).args(["run"]).assert_exit(2);
+    TestCommand::new(&dir).args(["frobnicate"]).assert_exit(2);
+}
+
+#[test]
+fn protein_commands_say_they_are_not_available_yet() {
+    let dir = Dir::new();
+    let err = TestCommand::new(&dir).args(["oracle", "--task", "gfp", "x.fasta"]).assert_err();
+    assert_contains(&err, &["not available yet"]);
+}

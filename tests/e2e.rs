@@ -1,0 +1,13 @@
+//! End-to-end tests: run the `emdesign` binary on tiny inputs (ripgrep style). Each module
+//! below holds one kind of check.
+
+// Shared helpers: temp dirs and running the binary.
+#[allow(dead_code)]
+mod util;
+
+// Bad workflow files and data: exit != 0, the message names file:line and field, and no
+// partial output is left behind.
+mod bad_inputs;
+
+// Tiny workflows end to end: cache hits, --force, determinism, kill-and-resume.
+mod workflows;

@@ -1,0 +1,142 @@
+//! Test helpers (ripgrep style): [`Dir`], a temporary directory tree to write fixtures into,
+//! and [`TestCommand`], the built `emdesign` binary run inside it, with assertions on the
+//! exit status and output.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+/// Directory of the shipped fixtures (`tests/fixtures`).
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
+}
+
+/// A temporary directory, removed when dropped.
+pub struct Dir {
+    tmp: tempfile::TempDir,
+}
+
+impl Dir {
+    /// A fresh empty directory.
+    pub fn new() -> Self {
+        Self { tmp: tempfile::tempdir().expect("create temp dir") }
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    /// `self.path().join(rel)`.
+    pub fn join(&self, rel: impl AsRef<Path>) -> PathBuf {
+        self.path().join(rel)
+    }
+
+    /// Write `contents` to `rel` (parents created).
+    pub fn create(&self, rel: impl AsRef<Path>, contents: &str) -> PathBuf {
+        let p = self.join(rel);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).expect("create parent");
+        }
+        std::fs::write(&p, contents).expect("write fixture");
+        p
+    }
+
+    /// Copy a shipped fixture into this directory under the same name.
+    pub fn fixture(&self, name: &str) -> PathBuf {
+        let text = std::fs::read_to_string(fixtures().join(name)).expect("read fixture");
+        self.create(name, &text)
+    }
+
+    /// Read a file below this directory.
+    pub fn read(&self, rel: impl AsRef<Path>) -> String {
+        let p = self.join(rel);
+        std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
+    }
+
+    /// Every path below `rel`, relative to it, sorted (for "no partial output" checks).
+    pub fn tree(&self, rel: impl AsRef<Path>) -> Vec<String> {
+        fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+            let Ok(entries) = std::fs::read_dir(dir) else { return };
+            for e in entries.flatten() {
+                let p = e.path();
+                out.push(p.strip_prefix(root).unwrap().display().to_string());
+                if p.is_dir() {
+                    walk(root, &p, out);
+                }
+            }
+        }
+        let root = self.join(rel);
+        let mut out = Vec::new();
+        walk(&root, &root, &mut out);
+        out.sort();
+        out
+    }
+}
+
+/// The `emdesign` binary with arguments, run in a [`Dir`].
+pub struct TestCommand {
+    cmd: Command,
+}
+
+impl TestCommand {
+    /// `emdesign` in `dir`, with `EMDESIGN_DATA` cleared.
+    pub fn new(dir: &Dir) -> Self {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_emdesign"));
+        cmd.current_dir(dir.path()).env_remove("EMDESIGN_DATA");
+        Self { cmd }
+    }
+
+    /// Append arguments.
+    pub fn args<I: IntoIterator<Item = S>, S: AsRef<std::ffi::OsStr>>(&mut self, args: I) -> &mut Self {
+        self.cmd.args(args);
+        self
+    }
+
+    /// Run to completion and return the output, whatever the status.
+    pub fn output(&mut self) -> Output {
+        self.cmd.output().expect("run emdesign")
+    }
+
+    /// Start without waiting (stdout and stderr discarded).
+    pub fn spawn(&mut self) -> Child {
+        self.cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("spawn emdesign")
+    }
+
+    /// Run, assert success, return stdout.
+    pub fn stdout(&mut self) -> String {
+        let o = self.output();
+        assert!(
+            o.status.success(),
+            "emdesign failed ({:?}):\nstdout:\n{}\nstderr:\n{}",
+            o.status,
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// Run, assert exit code `code`, return stderr.
+    pub fn assert_exit(&mut self, code: i32) -> String {
+        let o = self.output();
+        let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert_eq!(
+            o.status.code(),
+            Some(code),
+            "expected exit {code}\nstdout:\n{}\nstderr:\n{stderr}",
+            String::from_utf8_lossy(&o.stdout)
+        );
+        stderr
+    }
+
+    /// Run, assert it failed with exit 1, return stderr.
+    pub fn assert_err(&mut self) -> String {
+        self.assert_exit(1)
+    }
+}
+
+/// Assert `haystack` contains every needle, showing it all on failure.
+pub fn assert_contains(haystack: &str, needles: &[&str]) {
+    for n in needles {
+        assert!(haystack.contains(n), "expected {n:?} in:\n{haystack}");
+    }
+}
