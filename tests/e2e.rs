@@ -11,3 +11,6 @@ mod bad_inputs;
 
 // Tiny workflows end to end: cache hits, --force, determinism, kill-and-resume.
 mod workflows;
+
+// Protein subcommands: data split sizes, oracle and eval on the data directory.
+mod protein;

@@ -18,7 +18,9 @@ pub struct Dir {
 impl Dir {
     /// A fresh empty directory.
     pub fn new() -> Self {
-        Self { tmp: tempfile::tempdir().expect("create temp dir") }
+        Self {
+            tmp: tempfile::tempdir().expect("create temp dir"),
+        }
     }
 
     /// Its path.
@@ -56,7 +58,9 @@ impl Dir {
     /// Every path below `rel`, relative to it, sorted (for "no partial output" checks).
     pub fn tree(&self, rel: impl AsRef<Path>) -> Vec<String> {
         fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
-            let Ok(entries) = std::fs::read_dir(dir) else { return };
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                return;
+            };
             for e in entries.flatten() {
                 let p = e.path();
                 out.push(p.strip_prefix(root).unwrap().display().to_string());
@@ -87,7 +91,10 @@ impl TestCommand {
     }
 
     /// Append arguments.
-    pub fn args<I: IntoIterator<Item = S>, S: AsRef<std::ffi::OsStr>>(&mut self, args: I) -> &mut Self {
+    pub fn args<I: IntoIterator<Item = S>, S: AsRef<std::ffi::OsStr>>(
+        &mut self,
+        args: I,
+    ) -> &mut Self {
         self.cmd.args(args);
         self
     }
@@ -99,7 +106,11 @@ impl TestCommand {
 
     /// Start without waiting (stdout and stderr discarded).
     pub fn spawn(&mut self) -> Child {
-        self.cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("spawn emdesign")
+        self.cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn emdesign")
     }
 
     /// Run, assert success, return stdout.
@@ -139,4 +150,15 @@ pub fn assert_contains(haystack: &str, needles: &[&str]) {
     for n in needles {
         assert!(haystack.contains(n), "expected {n:?} in:\n{haystack}");
     }
+}
+
+/// Whether `dir` holds a finished em-core checkpoint (`ckpt-*.emck`).
+pub fn has_checkpoint(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries.flatten().any(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name.starts_with("ckpt-") && name.ends_with(".emck")
+        })
+    })
 }

@@ -20,7 +20,9 @@ fn run_tiny(dir: &Dir, extra: &[&str]) -> String {
 }
 
 fn stage_line<'a>(out: &'a str, stage: &str) -> &'a str {
-    out.lines().find(|l| l.split_whitespace().next() == Some(stage)).unwrap_or_else(|| panic!("no `{stage}` line in:\n{out}"))
+    out.lines()
+        .find(|l| l.split_whitespace().next() == Some(stage))
+        .unwrap_or_else(|| panic!("no `{stage}` line in:\n{out}"))
 }
 
 #[test]
@@ -36,11 +38,21 @@ fn tiny_toy2d_runs_end_to_end_and_rerun_is_a_cache_hit() {
         assert!(dir.join(f).is_file(), "missing {f}");
     }
     let resolved = dir.read("run/resolved.toml");
-    assert_contains(&resolved, &["kind = \"toy2d\"", "steps = 40", "ema_decay = 0.99"]);
-    let report: serde_json::Value = serde_json::from_str(&dir.read("run/report/report.json")).unwrap();
+    assert_contains(
+        &resolved,
+        &["kind = \"toy2d\"", "steps = 40", "ema_decay = 0.99"],
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&dir.read("run/report/report.json")).unwrap();
     assert_eq!(report["stages"].as_array().unwrap().len(), 3);
     assert!(report["metrics"][0][1].as_f64().unwrap().is_finite());
-    assert!(dir.tree("run").iter().all(|p| !p.contains(".partial") && !p.contains(".tmp")), "{:?}", dir.tree("run"));
+    assert!(
+        dir.tree("run")
+            .iter()
+            .all(|p| !p.contains(".partial") && !p.contains(".tmp")),
+        "{:?}",
+        dir.tree("run")
+    );
 
     let before: Vec<String> = OUTPUTS.iter().map(|f| dir.read(f)).collect();
     let png = std::fs::read(dir.join("run/report/samples.png")).unwrap();
@@ -50,10 +62,19 @@ fn tiny_toy2d_runs_end_to_end_and_rerun_is_a_cache_hit() {
     }
     let after: Vec<String> = OUTPUTS.iter().map(|f| dir.read(f)).collect();
     assert_eq!(before, after);
-    assert_eq!(png, std::fs::read(dir.join("run/report/samples.png")).unwrap());
+    assert_eq!(
+        png,
+        std::fs::read(dir.join("run/report/samples.png")).unwrap()
+    );
 
-    let list = TestCommand::new(&dir).args(["list-stages", "toy2d-tiny.toml"]).stdout();
-    assert_eq!(list.lines().filter(|l| l.contains("fresh")).count(), 4, "{list}");
+    let list = TestCommand::new(&dir)
+        .args(["list-stages", "toy2d-tiny.toml"])
+        .stdout();
+    assert_eq!(
+        list.lines().filter(|l| l.contains("fresh")).count(),
+        4,
+        "{list}"
+    );
 }
 
 #[test]
@@ -67,18 +88,29 @@ fn force_redoes_the_stage_and_those_after_it() {
     assert_contains(stage_line(&out, "energy"), &["fresh"]);
     assert_contains(stage_line(&out, "sample"), &["ran"]);
     assert_contains(stage_line(&out, "report"), &["ran"]);
-    assert_eq!(samples, dir.read("run/sample/samples.csv"), "redoing a seeded stage changes nothing");
+    assert_eq!(
+        samples,
+        dir.read("run/sample/samples.csv"),
+        "redoing a seeded stage changes nothing"
+    );
 
     // Changing a sampling setting invalidates sample and report only.
-    let text = dir.read("toy2d-tiny.toml").replace("steps = 20", "steps = 21");
+    let text = dir
+        .read("toy2d-tiny.toml")
+        .replace("steps = 20", "steps = 21");
     dir.create("toy2d-tiny.toml", &text);
     let out = run_tiny(&dir, &[]);
     assert_contains(stage_line(&out, "energy"), &["fresh"]);
     assert_contains(stage_line(&out, "sample"), &["ran"]);
     assert_ne!(samples, dir.read("run/sample/samples.csv"));
 
-    let err = TestCommand::new(&dir).args(["run", "toy2d-tiny.toml", "--force", "nope"]).assert_err();
-    assert_contains(&err, &["no stage named `nope`", "data, energy, sample, report"]);
+    let err = TestCommand::new(&dir)
+        .args(["run", "toy2d-tiny.toml", "--force", "nope"])
+        .assert_err();
+    assert_contains(
+        &err,
+        &["no stage named `nope`", "data, energy, sample, report"],
+    );
 }
 
 #[test]
@@ -89,34 +121,46 @@ fn same_seed_gives_identical_outputs_and_another_seed_does_not() {
     let b = Dir::new();
     b.fixture("toy2d-tiny.toml");
     run_tiny(&b, &[]);
-    for f in ["run/data/train.csv", "run/sample/samples.csv", "run/energy/train_log.jsonl"] {
+    for f in [
+        "run/data/train.csv",
+        "run/sample/samples.csv",
+        "run/energy/train_log.jsonl",
+    ] {
         assert_eq!(a.read(f), b.read(f), "{f} differs between identical runs");
     }
     let c = Dir::new();
     let text = a.read("toy2d-tiny.toml").replace("seed = 3", "seed = 4");
     c.create("toy2d-tiny.toml", &text);
     run_tiny(&c, &[]);
-    assert_ne!(a.read("run/sample/samples.csv"), c.read("run/sample/samples.csv"));
+    assert_ne!(
+        a.read("run/sample/samples.csv"),
+        c.read("run/sample/samples.csv")
+    );
 }
 
 #[test]
 fn killed_training_resumes_from_its_checkpoint() {
-    // Longer training so the kill lands mid-stage; checkpoints every 10 steps.
+    // Longer training (about 1.5 s) so the kill lands mid-stage; checkpoints every 10 steps.
     let text = std::fs::read_to_string(crate::util::fixtures().join("toy2d-tiny.toml"))
         .unwrap()
-        .replace("steps = 40", "steps = 400")
-        .replace("warmup_steps = 30", "warmup_steps = 300");
+        .replace("steps = 40", "steps = 1000")
+        .replace("warmup_steps = 30", "warmup_steps = 800");
     let straight = Dir::new();
     straight.create("toy2d-tiny.toml", &text);
     run_tiny(&straight, &[]);
 
     let dir = Dir::new();
     dir.create("toy2d-tiny.toml", &text);
-    let mut child = TestCommand::new(&dir).args(["run", "toy2d-tiny.toml", "--quiet"]).spawn();
-    let ckpt = dir.join("run/energy.partial/checkpoints/ckpt-000000020.emck");
+    let mut child = TestCommand::new(&dir)
+        .args(["run", "toy2d-tiny.toml", "--quiet"])
+        .spawn();
+    let ckpts = dir.join("run/energy.partial/checkpoints");
     let start = Instant::now();
-    while !ckpt.exists() {
-        assert!(start.elapsed() < Duration::from_secs(60), "no checkpoint appeared");
+    while !crate::util::has_checkpoint(&ckpts) {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no checkpoint appeared"
+        );
         if let Some(status) = child.try_wait().unwrap() {
             panic!("run finished ({status}) before it could be killed; make training longer");
         }
@@ -124,7 +168,10 @@ fn killed_training_resumes_from_its_checkpoint() {
     }
     child.kill().unwrap();
     child.wait().unwrap();
-    assert!(!dir.join("run/energy/stage.json").exists(), "stage finished before the kill");
+    assert!(
+        !dir.join("run/energy/stage.json").exists(),
+        "stage finished before the kill"
+    );
     assert!(dir.join("run/energy.partial").is_dir());
 
     let out = run_tiny(&dir, &[]);
@@ -137,7 +184,10 @@ fn killed_training_resumes_from_its_checkpoint() {
         dir.read("run/sample/samples.csv"),
         "resumed run must end where an uninterrupted one does"
     );
-    assert_eq!(straight.read("run/energy/train_log.jsonl"), dir.read("run/energy/train_log.jsonl"));
+    assert_eq!(
+        straight.read("run/energy/train_log.jsonl"),
+        dir.read("run/energy/train_log.jsonl")
+    );
 }
 
 #[test]
@@ -151,12 +201,40 @@ fn toy_shortcut_and_points_file_run() {
     let out = run_tiny(&dir, &[]);
     assert_contains(stage_line(&out, "data"), &["train=64", "eval=64"]);
     // Editing the points file (same path) makes the data stage stale.
-    dir.create("points.csv", &dir.read("points.csv").replace("1.5000,0.0000", "1.4000,0.0000"));
+    dir.create(
+        "points.csv",
+        &dir.read("points.csv")
+            .replace("1.5000,0.0000", "1.4000,0.0000"),
+    );
     let out = run_tiny(&dir, &[]);
     assert_contains(stage_line(&out, "data"), &["ran"]);
 
-    let check = TestCommand::new(&dir).args(["check", "toy2d-tiny.toml"]).stdout();
+    let check = TestCommand::new(&dir)
+        .args(["check", "toy2d-tiny.toml"])
+        .stdout();
     assert_contains(&check, &["ok:", "data -> energy -> sample -> report"]);
-    let err = TestCommand::new(&dir).args(["toy", "--target", "spiral"]).assert_err();
+    let err = TestCommand::new(&dir)
+        .args(["toy", "--target", "spiral"])
+        .assert_err();
     assert_contains(&err, &["unknown target `spiral`"]);
+}
+
+#[test]
+fn clean_removes_the_run_dir_and_nothing_else() {
+    let dir = Dir::new();
+    dir.fixture("toy2d-tiny.toml");
+    run_tiny(&dir, &[]);
+    let out = TestCommand::new(&dir)
+        .args(["clean", "toy2d-tiny.toml"])
+        .stdout();
+    assert_contains(&out, &["removed"]);
+    assert!(!dir.join("run").exists());
+    assert!(dir.join("toy2d-tiny.toml").is_file());
+    // A directory emdesign did not create is refused.
+    dir.create("run/precious.txt", "keep me");
+    let err = TestCommand::new(&dir)
+        .args(["clean", "toy2d-tiny.toml"])
+        .assert_err();
+    assert_contains(&err, &["no resolved.toml", "not removing"]);
+    assert!(dir.join("run/precious.txt").is_file());
 }

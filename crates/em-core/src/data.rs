@@ -31,7 +31,7 @@ impl DataMatrix {
                 what: "no rows".into(),
             });
         }
-        if values.len() % dim != 0 {
+        if !values.len().is_multiple_of(dim) {
             return Err(Error::Shape {
                 what: "data matrix".into(),
                 expected: format!("a multiple of dim={dim} values"),

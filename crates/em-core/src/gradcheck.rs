@@ -12,6 +12,7 @@ use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::prelude::*;
 use burn::tensor::{FloatDType, Gradients, TensorData};
 
+use crate::nn::VjpLayer;
 use crate::potential::Potential;
 
 /// The flex CPU device configured once per process to use f64 floats.
@@ -150,6 +151,25 @@ pub fn vjp_error<const DI: usize, const DO: usize>(
     max_relative_error(&analytic, &numeric)
 }
 
+/// [`vjp_error`] for any [`VjpLayer`] with step `1e-5`: `x` is the input, `u` a cotangent
+/// shaped like the output.
+pub fn layer_vjp_error<const I: usize, const O: usize, L: VjpLayer<I, O>>(
+    layer: &L,
+    x: Tensor<I>,
+    u: Tensor<O>,
+) -> f64 {
+    vjp_error(
+        |x| layer.forward_cached(x).0,
+        |x, u| {
+            let (_, cache) = layer.forward_cached(x);
+            layer.input_vjp(&cache, u)
+        },
+        x,
+        u,
+        1e-5,
+    )
+}
+
 /// Max relative error of burn's autodiff gradient of `loss(module)` with respect to the
 /// module's float parameters against central differences, perturbing one parameter element
 /// at a time.
@@ -229,5 +249,43 @@ impl ModuleMapper for PerturbOne {
             v[index] += delta;
             tensor_from_f64(&v, shape, &device)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::{Linear, LinearConfig};
+
+    #[test]
+    fn central_difference_of_a_cubic() {
+        let g = central_difference(|v| v[0].powi(3) + v[0] * v[1], &[2.0, -1.0], 1e-5);
+        assert!(max_relative_error(&g, &[11.0, 2.0]) < 1e-9, "{g:?}");
+    }
+
+    #[test]
+    fn relative_error_convention() {
+        assert_eq!(max_relative_error(&[1.0, 2.0], &[1.0, 2.0]), 0.0);
+        assert!((max_relative_error(&[1.1], &[1.0]) - 0.1 / 1.1).abs() < 1e-12);
+        // A near-zero entry is measured against 1e-3 of the largest one.
+        assert!(max_relative_error(&[1.0, 1e-9], &[1.0, 0.0]) < 1e-5);
+        assert_eq!(max_relative_error(&[1.0], &[1.0, 2.0]), f64::INFINITY);
+        assert_eq!(max_relative_error(&[f64::NAN], &[1.0]), f64::INFINITY);
+    }
+
+    #[test]
+    fn param_check_passes_true_gradients_and_catches_missing_ones() {
+        let device = f64_autodiff_device();
+        let layer = LinearConfig::new(3, 2).init(&device);
+        let x = Tensor::<2>::ones([2, 3], &device);
+        let good = |l: &Linear| l.forward(x.clone()).powi_scalar(2).sum();
+        assert!(param_gradient_error(&layer, good, 1e-5, usize::MAX) < 1e-8);
+        // Detaching the weight hides its gradient from autodiff: the check must fail.
+        let bad = |l: &Linear| {
+            (x.clone().matmul(l.weight.val().detach()))
+                .powi_scalar(2)
+                .sum()
+        };
+        assert!(param_gradient_error(&layer, bad, 1e-5, usize::MAX) > 0.5);
     }
 }

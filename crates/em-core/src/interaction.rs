@@ -99,9 +99,9 @@ impl KernelRepulsion {
         let sq = x.clone().powi_scalar(2).sum_dim(1); // [b, 1]
         let d2 = (sq.clone() + sq.transpose() - x.clone().matmul(x.clone().transpose()) * 2.0)
             .clamp_min(0.0);
-        let l = self
-            .bandwidth
-            .unwrap_or_else(|| median_bandwidth(&d2.to_data().iter::<f64>().collect::<Vec<_>>(), b));
+        let l = self.bandwidth.unwrap_or_else(|| {
+            median_bandwidth(&d2.to_data().iter::<f64>().collect::<Vec<_>>(), b)
+        });
         let off_diag = Tensor::<2>::ones([b, b], &device) - Tensor::<2>::eye(b, &device);
         ((d2 / -l).exp() * off_diag, l)
     }
@@ -118,7 +118,7 @@ fn median_bandwidth(d2: &[f64], b: usize) -> f64 {
     }
     off.sort_by(f64::total_cmp);
     let n = off.len();
-    let median = if n % 2 == 1 {
+    let median = if !n.is_multiple_of(2) {
         off[n / 2]
     } else {
         0.5 * (off[n / 2 - 1] + off[n / 2])
@@ -194,13 +194,18 @@ mod tests {
         for i in 0..B {
             for j in 0..B {
                 if i != j {
-                    naive += (0..D).map(|k| (v[i * D + k] - v[j * D + k]).powi(2)).sum::<f64>();
+                    naive += (0..D)
+                        .map(|k| (v[i * D + k] - v[j * D + k]).powi(2))
+                        .sum::<f64>();
                 }
             }
         }
         let w = 0.5 * naive * eps / (0.7 * 0.7);
         let fast = total(&term, &v, eps);
-        assert!((fast + w).abs() < 1e-12 * w.abs().max(1.0), "{fast} vs -{w}");
+        assert!(
+            (fast + w).abs() < 1e-12 * w.abs().max(1.0),
+            "{fast} vs -{w}"
+        );
         let err = grad_error(&term, x, eps);
         assert!(err < 1e-6, "max rel err {err:e}");
     }
@@ -219,7 +224,10 @@ mod tests {
         let term = KernelRepulsion::new(1.0).expect("valid");
         let x = batch();
         let e = to_vec_f64(term.energy(x.clone(), 0.0, 1.0));
-        assert!(e.iter().all(|&v| (0.0..=(B - 1) as f64).contains(&v)), "{e:?}");
+        assert!(
+            e.iter().all(|&v| (0.0..=(B - 1) as f64).contains(&v)),
+            "{e:?}"
+        );
         // With the median bandwidth frozen at its value for this batch, the gradient is the
         // fixed-bandwidth one (the bandwidth is a constant in the gradient, by design).
         let (_, l) = term.kernel(&x);

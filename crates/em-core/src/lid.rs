@@ -19,13 +19,17 @@ pub struct LidEstimate {
     pub threshold: f64,
 }
 
+/// Rows of the Hessian computed per batch, bounding memory at `ROW_CHUNK` copies of `x`.
+const ROW_CHUNK: usize = 64;
+
 /// Hessian of `V` at `x` (`dim` values), rows `d/dx (grad_x V)_k`, symmetrised.
 ///
 /// On an autodiff device (the potential's parameters must live on it too) the rows come from
-/// one first-order backward through the explicit gradient: `x` is replicated into a
-/// `[dim, dim]` batch `X`, and `d/dX sum_k (grad_x V(X_k))_k` has row `k` equal to Hessian
-/// row `k` (samples are independent). Elsewhere, central differences of `grad_x` with step
-/// `h` are used (2·dim gradient evaluations in one batch).
+/// first-order backwards through the explicit gradient: `x` is replicated into a batch `X`
+/// with one copy per row `k`, and `d/dX sum_k (grad_x V(X_k))_k` has row `k` equal to
+/// Hessian row `k` (samples are independent). Elsewhere, central differences of `grad_x` with
+/// step `h` are used (use f64 there: in f32 the rounding error is about `1e-7 / h`). Rows are
+/// processed in chunks of 64 copies of `x`.
 pub fn hessian<P: Potential>(
     potential: &P,
     x: &[f64],
@@ -40,31 +44,41 @@ pub fn hessian<P: Potential>(
             got: format!("{} values", x.len()),
         });
     }
-    let rows = if device.is_autodiff() {
-        let batch: Vec<f64> = (0..d).flat_map(|_| x.iter().copied()).collect();
-        let xb = tensor_from_f64(&batch, [d, d], device).require_grad();
-        let g = potential.grad_x(xb.clone());
-        let diag = (g * Tensor::<2>::eye(d, device)).sum();
-        let grads = diag.backward();
-        let gx = xb.grad(&grads).ok_or_else(|| Error::Data {
-            what: "LID: no gradient reached x (is the potential on the autodiff device?)".into(),
-        })?;
-        to_vec_f64(gx)
-    } else {
-        // Rows 0..d: x + h e_k; rows d..2d: x - h e_k.
-        let mut batch = Vec::with_capacity(2 * d * d);
-        for sign in [1.0, -1.0] {
-            for k in 0..d {
-                batch.extend(x.iter().enumerate().map(|(i, &v)| {
-                    if i == k { v + sign * h } else { v }
-                }));
+    let mut rows = Vec::with_capacity(d * d);
+    for k0 in (0..d).step_by(ROW_CHUNK) {
+        let k1 = (k0 + ROW_CHUNK).min(d);
+        let n = k1 - k0;
+        if device.is_autodiff() {
+            let batch: Vec<f64> = (0..n).flat_map(|_| x.iter().copied()).collect();
+            let xb = tensor_from_f64(&batch, [n, d], device).require_grad();
+            // mask[r, k0 + r] = 1 picks (grad_x V)_k from copy r = k - k0.
+            let mask: Vec<f64> = (0..n * d)
+                .map(|i| if i % d == k0 + i / d { 1.0 } else { 0.0 })
+                .collect();
+            let mask = tensor_from_f64(&mask, [n, d], device);
+            let picked = (potential.grad_x(xb.clone()) * mask).sum();
+            let grads = picked.backward();
+            let gx = xb.grad(&grads).ok_or_else(|| Error::Data {
+                what: "LID: no gradient reached x (is the potential on the autodiff device?)"
+                    .into(),
+            })?;
+            rows.extend(to_vec_f64(gx));
+        } else {
+            // Copies 0..n: x + h e_k; copies n..2n: x - h e_k.
+            let mut batch = Vec::with_capacity(2 * n * d);
+            for sign in [1.0, -1.0] {
+                for k in k0..k1 {
+                    batch.extend(x.iter().enumerate().map(
+                        |(i, &v)| {
+                            if i == k { v + sign * h } else { v }
+                        },
+                    ));
+                }
             }
+            let g = to_vec_f64(potential.grad_x(tensor_from_f64(&batch, [2 * n, d], device)));
+            rows.extend((0..n * d).map(|i| (g[i] - g[n * d + i]) / (2.0 * h)));
         }
-        let g = to_vec_f64(potential.grad_x(tensor_from_f64(&batch, [2 * d, d], device)));
-        (0..d * d)
-            .map(|i| (g[i] - g[d * d + i]) / (2.0 * h))
-            .collect()
-    };
+    }
     let m = DMatrix::from_row_slice(d, d, &rows);
     Ok((&m + m.transpose()) * 0.5)
 }
@@ -89,7 +103,8 @@ pub fn lid_from_hessian(hessian: &DMatrix<f64>, rel_tol: f64) -> LidEstimate {
     }
 }
 
-/// Local intrinsic dimension of `potential` at `x`: [`hessian`] then [`lid_from_hessian`].
+/// Local intrinsic dimension of `potential` at `x`: [`hessian`] (finite-difference step
+/// `1e-4` on non-autodiff devices) then [`lid_from_hessian`].
 pub fn local_intrinsic_dimension<P: Potential>(
     potential: &P,
     x: &[f64],
@@ -97,9 +112,15 @@ pub fn local_intrinsic_dimension<P: Potential>(
     device: &Device,
 ) -> Result<LidEstimate, Error> {
     if !(rel_tol.is_finite() && rel_tol >= 0.0) {
-        return Err(Error::config("rel_tol", format!("must be finite and >= 0, got {rel_tol}")));
+        return Err(Error::config(
+            "rel_tol",
+            format!("must be finite and >= 0, got {rel_tol}"),
+        ));
     }
-    Ok(lid_from_hessian(&hessian(potential, x, 1e-4, device)?, rel_tol))
+    Ok(lid_from_hessian(
+        &hessian(potential, x, 1e-4, device)?,
+        rel_tol,
+    ))
 }
 
 #[cfg(test)]
@@ -117,13 +138,23 @@ mod tests {
     impl Quadratic {
         /// Rank-`r` PSD matrix: eigenvalues 1..=r along a rotated basis, zero elsewhere.
         fn new(d: usize, r: usize, device: &Device) -> Self {
-            let q = DMatrix::from_fn(d, d, |i, j| ((i * 7 + j * 3) as f64).sin() + if i == j { 2.0 } else { 0.0 })
-                .qr()
-                .q();
-            let lambda = DMatrix::from_fn(d, d, |i, j| if i == j && i < r { (i + 1) as f64 } else { 0.0 });
+            let q = DMatrix::from_fn(d, d, |i, j| {
+                ((i * 7 + j * 3) as f64).sin() + if i == j { 2.0 } else { 0.0 }
+            })
+            .qr()
+            .q();
+            let lambda = DMatrix::from_fn(
+                d,
+                d,
+                |i, j| if i == j && i < r { (i + 1) as f64 } else { 0.0 },
+            );
             let a = &q * lambda * q.transpose();
             let a = (0..d * d).map(|k| a[(k / d, k % d)]).collect();
-            Self { a, d, device: device.clone() }
+            Self {
+                a,
+                d,
+                device: device.clone(),
+            }
         }
 
         fn matrix(&self) -> Tensor<2> {
@@ -138,7 +169,10 @@ mod tests {
 
         fn energy(&self, x: Tensor<2>) -> Tensor<1> {
             let [b, _] = x.dims();
-            (x.clone().matmul(self.matrix()) * x).sum_dim(1).reshape([b]) * 0.5
+            (x.clone().matmul(self.matrix()) * x)
+                .sum_dim(1)
+                .reshape([b])
+                * 0.5
         }
 
         fn energy_and_grad(&self, x: Tensor<2>) -> (Tensor<1>, Tensor<2>) {
@@ -155,6 +189,21 @@ mod tests {
             assert_eq!(est.lid, 2, "autodiff {}: {est:?}", device.is_autodiff());
             let top = est.eigenvalues[5];
             assert!((top - 4.0).abs() < 1e-6, "largest eigenvalue {top}");
+        }
+    }
+
+    #[test]
+    fn hessian_rows_are_assembled_across_chunks() {
+        // 70 > ROW_CHUNK rows: two chunks on both paths.
+        for device in [f64_device(), f64_autodiff_device()] {
+            let v = Quadratic::new(70, 50, &device);
+            let x: Vec<f64> = (0..70).map(|i| (i as f64 * 0.37).cos()).collect();
+            let h = hessian(&v, &x, 1e-4, &device).expect("valid");
+            let a = DMatrix::from_row_slice(70, 70, &v.a);
+            let err = (h - a).abs().max();
+            assert!(err < 1e-6, "autodiff {}: {err:e}", device.is_autodiff());
+            let est = local_intrinsic_dimension(&v, &x, 1e-3, &device).expect("valid");
+            assert_eq!(est.lid, 20);
         }
     }
 

@@ -119,3 +119,21 @@ fn checkpoint_from_another_config_is_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn overflowing_loss_and_wrong_dim_are_errors_not_panics() {
+    // Finite data so large that the squared flow residual overflows f32.
+    let huge = em_core::data::DataMatrix::new(vec![1e30; 64], 2).unwrap();
+    let mut t = Trainer::new(model(1), config().check().unwrap());
+    let err = t.step(&huge).unwrap_err();
+    assert!(
+        matches!(err, em_core::error::Error::NonFinite { step: 0, ref what } if what == "flow loss"),
+        "{err}"
+    );
+    let wide = em_core::data::DataMatrix::new(vec![0.5; 30], 3).unwrap();
+    let err = t.step(&wide).unwrap_err().to_string();
+    assert!(
+        err.contains("training data") && err.contains("3 columns"),
+        "{err}"
+    );
+}

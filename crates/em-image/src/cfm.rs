@@ -2,10 +2,10 @@
 //! v(x, t), trained on the velocity x1 - x0 with em-core's minibatch OT coupling and the same
 //! optimiser settings as Energy Matching, sampled with an Euler or Heun ODE at a given NFE.
 
-use crate::error::{Error, Result};
+use crate::error::Error;
 use crate::idx::Images;
 use crate::train::{ImageSamples, data_matrix, to_images};
-use burn::module::{AutodiffModule, Module};
+use burn::module::Module;
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::optim::{AdamConfig, GradientsParams};
@@ -54,6 +54,22 @@ fn conv(c: [usize; 2], stride: usize, device: &Device) -> Conv2d {
 }
 
 impl VectorFieldConfig {
+    /// The config whose parameter count is closest to `params` (e.g. the EM potential's,
+    /// [`crate::energy_net::param_count`]), so both models are compared at similar size.
+    pub fn sized_like(height: usize, width: usize, params: usize) -> Self {
+        let best = (1..=256)
+            .min_by_key(|&h| Self::param_count_for(h).abs_diff(params))
+            .unwrap_or(32);
+        Self::new(height, width).with_hidden(best)
+    }
+
+    /// Parameters of a [`VectorField`] with `hidden` channels (5 biased 3x3 convs).
+    pub fn param_count_for(hidden: usize) -> usize {
+        let h = hidden;
+        let conv = |i: usize, o: usize| 9 * i * o + o;
+        conv(2, h) + conv(h, 2 * h) + conv(2 * h + 1, 2 * h) + conv(3 * h, h) + conv(h, 1)
+    }
+
     /// Builds the network on `device`.
     pub fn init(&self, device: &Device) -> VectorField {
         let h = self.hidden;
@@ -103,7 +119,7 @@ pub fn train_cfm(
     train: &TrainConfig,
     device: &Device,
     on_step: &mut dyn FnMut(&StepReport),
-) -> Result<VectorField> {
+) -> crate::Result<VectorField> {
     if net.height != images.rows() || net.width != images.cols() || net.hidden == 0 {
         return Err(Error::invalid(
             "vector field",
@@ -177,12 +193,12 @@ pub fn sample_cfm(
     method: OdeMethod,
     snapshots: usize,
     seed: u64,
-) -> Result<ImageSamples> {
+) -> crate::Result<ImageSamples> {
     let steps = match method {
         OdeMethod::Euler => nfe,
         OdeMethod::Heun => nfe / 2,
     };
-    if steps == 0 || (method == OdeMethod::Heun && nfe % 2 != 0) || n == 0 {
+    if steps == 0 || (method == OdeMethod::Heun && !nfe.is_multiple_of(2)) || n == 0 {
         return Err(Error::invalid(
             "OT-CFM sampling",
             format!("{n} samples with nfe {nfe} and {method:?} (Heun needs an even nfe >= 2)"),
@@ -227,6 +243,21 @@ pub fn sample_cfm(
 mod tests {
     use super::*;
     use crate::idx::{Split, data_dir, read_split};
+
+    #[test]
+    fn vector_field_is_sized_like_the_em_potential() {
+        use crate::energy_net::{ImageShape, param_count, potential_config};
+        let d = Device::default();
+        let target = param_count(&potential_config(ImageShape::MNIST).init(&d));
+        let cfg = VectorFieldConfig::sized_like(28, 28, target);
+        let got = cfg.init(&d).num_params();
+        assert_eq!(got, VectorFieldConfig::param_count_for(cfg.hidden));
+        assert!(got.abs_diff(target) * 10 < target, "{got} vs {target}");
+        let v = cfg
+            .init(&d)
+            .forward(Tensor::zeros([2, 784], &d), Tensor::zeros([2], &d));
+        assert_eq!(v.dims(), [2, 784]);
+    }
 
     #[test]
     fn cfm_trains_a_few_steps_on_mnist_and_samples_finitely() {

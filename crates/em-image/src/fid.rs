@@ -172,10 +172,11 @@ pub struct FidKid {
     pub kid_std: f64,
 }
 
-/// FID and KID (100 subsets of `min(1000, n_a, n_b)` rows, seed 0, as torch-fidelity) between
-/// feature sets `a` and `b`.
+/// FID and KID between feature sets `a` and `b`. KID uses 100 subsets (seed 0) of
+/// `min(1000, n / 2)` rows with `n = min(n_a, n_b)`: torch-fidelity's 1000 once both sets
+/// have 2000 rows; below that half the set, so the subsets differ and the std means something.
 pub fn fid_kid(a: &Features, b: &Features) -> Result<FidKid> {
-    let size = 1000.min(a.len()).min(b.len());
+    let size = 1000.min(a.len().min(b.len()) / 2).max(2);
     fid_kid_with(
         a,
         b,
@@ -185,6 +186,21 @@ pub fn fid_kid(a: &Features, b: &Features) -> Result<FidKid> {
             seed: 0,
         },
     )
+}
+
+/// Features of both image stacks, then [`fid_kid`]: what `emdesign image fid A B` reports.
+/// `progress(done, total)` counts images over both sets.
+pub fn fid_kid_images(
+    extractor: &FidExtractor,
+    a: &Images,
+    b: &Images,
+    batch: usize,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<FidKid> {
+    let total = a.len() + b.len();
+    let fa = extractor.features(a, batch, &mut |done, _| progress(done, total))?;
+    let fb = extractor.features(b, batch, &mut |done, _| progress(a.len() + done, total))?;
+    fid_kid(&fa, &fb)
 }
 
 /// [`fid_kid`] with explicit KID subset settings.

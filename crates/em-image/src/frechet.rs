@@ -159,7 +159,7 @@ pub fn frechet_distance_features(a: &[f32], b: &[f32], d: usize) -> Result<f64> 
 
 /// Number of rows of a row-major feature slice; needs at least 2 whole, finite rows.
 fn rows(v: &[f32], d: usize) -> Result<usize> {
-    if d == 0 || v.len() % d != 0 || v.len() / d < 2 {
+    if d == 0 || !v.len().is_multiple_of(d) || v.len() / d < 2 {
         return Err(Error::invalid(
             "features",
             format!("{} values: need at least 2 whole rows of {d}", v.len()),

@@ -36,9 +36,9 @@ pub struct Kid {
 ///
 /// ```
 /// use em_image::kid::kid;
-/// let x = [0.0f32, 1.0, 2.0];
-/// let k = kid(&x, &x, 1, None).unwrap();
-/// assert!(k.mean.abs() < 0.3); // unbiased, so near (not exactly) zero for a set with itself
+/// // d = 1, k(a, b) = (ab + 1)^3: k(0,1) = 1, k(2,3) = 343, cross terms 1 + 1 + 27 + 64.
+/// let k = kid(&[0.0, 1.0], &[2.0, 3.0], 1, None).unwrap();
+/// assert!((k.mean - (1.0 + 343.0 - 2.0 * 93.0 / 4.0)).abs() < 1e-9);
 /// ```
 pub fn kid(x: &[f32], y: &[f32], d: usize, subsets: Option<KidSubsets>) -> Result<Kid> {
     let m = rows(x, d, "first feature set")?;
@@ -112,7 +112,7 @@ fn mmd2(
 }
 
 fn rows(v: &[f32], d: usize, what: &str) -> Result<usize> {
-    if d == 0 || v.len() % d != 0 || v.len() / d < 2 {
+    if d == 0 || !v.len().is_multiple_of(d) || v.len() / d < 2 {
         return Err(Error::invalid(
             what,
             format!("{} values: need at least 2 whole rows of {d}", v.len()),

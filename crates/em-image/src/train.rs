@@ -3,7 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::idx::Images;
-use burn::module::{AutodiffModule, Module};
+use burn::module::Module;
 use burn::prelude::*;
 use em_core::data::DataMatrix;
 use em_core::langevin::{LangevinConfig, sample};
@@ -12,6 +12,7 @@ use em_core::nn::{ConvPotential2d, ConvPotential2dConfig};
 use em_core::train::{StepReport, TrainConfig, Trainer};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
+use std::path::Path;
 
 /// Generated images: quantised 8-bit images, the raw values and optional snapshots.
 #[derive(Clone, Debug)]
@@ -32,11 +33,16 @@ pub fn data_matrix(images: &Images) -> Result<DataMatrix> {
 /// Trains a [`ConvPotential2d`] on `images` with Energy Matching (warm-up then CD, as set
 /// in `train`) on `device` (an autodiff device is made from it), calling `on_step` after each
 /// step, and returns the EMA weights on the plain device, ready for [`sample_em`].
+///
+/// With `checkpoint_dir`, training resumes from the newest checkpoint there (written under
+/// the same config, else an error naming the file), saves every `train.checkpoint_every`
+/// steps and at the end; steps already done are not reported again.
 pub fn train_em(
     images: &Images,
     net: &ConvPotential2dConfig,
     train: &TrainConfig,
     device: &Device,
+    checkpoint_dir: Option<&Path>,
     on_step: &mut dyn FnMut(&StepReport),
 ) -> Result<ConvPotential2d> {
     net.check()?;
@@ -57,10 +63,22 @@ pub fn train_em(
     let data = data_matrix(images)?;
     let ad = device.clone().autodiff();
     let mut trainer = Trainer::new(net.init(&ad), settings);
+    if let Some(dir) = checkpoint_dir {
+        std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        trainer = trainer.with_checkpoint_dir(dir).resume()?;
+    }
+    let every = train.checkpoint_every;
     while trainer.step_count() < train.total_steps {
         let report = trainer.step(&data)?;
         on_step(&report);
+        if every > 0 && trainer.step_count().is_multiple_of(every) {
+            trainer.save_checkpoint()?;
+        }
     }
+    trainer.save_checkpoint()?;
     Ok(trainer.ema().valid())
 }
 
@@ -140,12 +158,26 @@ mod tests {
             checkpoint_every: 0,
             ..TrainConfig::default()
         };
-        let mut reports = Vec::new();
-        let model = train_em(&images, &net, &train, &Device::default(), &mut |r| {
+        let dir = tempfile::tempdir().unwrap();
+        let ckpt = dir.path().join("em");
+        let (dev, mut reports) = (Device::default(), Vec::new());
+        let two = TrainConfig {
+            total_steps: 2,
+            ..train.clone()
+        };
+        train_em(&images, &net, &two, &dev, Some(&ckpt), &mut |r| {
             reports.push(r.clone())
         })
         .unwrap();
-        assert_eq!(reports.len(), 3);
+        // Resuming at step 2 runs (and reports) only step 3, the first CD step.
+        let model = train_em(&images, &net, &train, &dev, Some(&ckpt), &mut |r| {
+            reports.push(r.clone())
+        })
+        .unwrap();
+        assert_eq!(
+            reports.iter().map(|r| r.step).collect::<Vec<_>>(),
+            [1, 2, 3]
+        );
         assert_eq!(reports[2].phase, "cd");
         assert!(reports.iter().all(|r| r.flow.is_finite()));
         let mut lv = LangevinConfig::new(4, 0.05, Schedule::Constant { eps: 0.01 });

@@ -17,7 +17,10 @@ pub const ALPHABET_SIZE: usize = 20;
 /// ```
 pub fn residue_index(letter: u8) -> Option<u8> {
     let upper = letter.to_ascii_uppercase();
-    AMINO_ACIDS.iter().position(|&a| a == upper).map(|i| i as u8)
+    AMINO_ACIDS
+        .iter()
+        .position(|&a| a == upper)
+        .map(|i| i as u8)
 }
 
 /// Letter for a residue index (panics on an index >= 20: indices come from checked sequences).
@@ -37,7 +40,11 @@ pub fn residue_letter(index: u8) -> u8 {
 pub fn one_hot(sequences: &[Vec<u8>], length: usize) -> Vec<f32> {
     let mut out = vec![0.0f32; sequences.len() * length * ALPHABET_SIZE];
     for (b, seq) in sequences.iter().enumerate() {
-        assert_eq!(seq.len(), length, "one_hot: sequence {b} has the wrong length");
+        assert_eq!(
+            seq.len(),
+            length,
+            "one_hot: sequence {b} has the wrong length"
+        );
         for (i, &r) in seq.iter().enumerate() {
             out[(b * length + i) * ALPHABET_SIZE + r as usize] = 1.0;
         }
@@ -54,7 +61,11 @@ pub fn one_hot(sequences: &[Vec<u8>], length: usize) -> Vec<f32> {
 /// ```
 pub fn argmax_decode(values: &[f32], length: usize) -> Vec<Vec<u8>> {
     let per_seq = length * ALPHABET_SIZE;
-    assert_eq!(values.len() % per_seq.max(1), 0, "argmax_decode: ragged buffer");
+    assert_eq!(
+        values.len() % per_seq.max(1),
+        0,
+        "argmax_decode: ragged buffer"
+    );
     values
         .chunks(per_seq)
         .map(|seq| {

@@ -209,7 +209,10 @@ pub fn split(ground_truth: &ScoredSequences, spec: &SplitSpec) -> Split {
         window
             .par_iter()
             .copied()
-            .filter(|&i| top.iter().all(|t| levenshtein_within(&seqs[i], t, k).is_none()))
+            .filter(|&i| {
+                top.iter()
+                    .all(|t| levenshtein_within(&seqs[i], t, k).is_none())
+            })
             .collect()
     };
     Split {
@@ -240,7 +243,9 @@ mod tests {
     #[test]
     fn distance_rule_is_levenshtein_not_hamming() {
         // ARNDC vs RNDCA: Hamming 5, Levenshtein 2 (shift by one).
-        let seqs = ["RNDCA", "WWWWW", "ARNDC"].map(|s| s.parse().unwrap()).to_vec();
+        let seqs = ["RNDCA", "WWWWW", "ARNDC"]
+            .map(|s| s.parse().unwrap())
+            .to_vec();
         let gt = ScoredSequences::new(seqs, vec![0.0, 0.0, 5.0]).unwrap();
         let s = split(&gt, &SplitSpec::custom(3, 0.0, 50.0).unwrap());
         assert_eq!((s.n_top, s.n_window, s.rows.clone()), (1, 2, vec![1]));

@@ -2,16 +2,15 @@
 //! Conv1d -> per-position Linear + ReLU -> max over length -> Linear, loaded from and saved
 //! to safetensors with the PyTorch tensor names, differentiable in its (relaxed) one-hot input.
 
+mod store;
+
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use burn::module::Param;
 use burn::nn::conv::{Conv1d, Conv1dConfig};
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
-use burn::store::{
-    ApplyError, BurnToPyTorchAdapter, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore,
-};
 use burn::tensor::TensorData;
 use burn::tensor::activation::relu;
 use rand::rngs::StdRng;
@@ -183,72 +182,12 @@ impl CnnConfig {
         cnn.encoder.weight = param(w.encoder_weight.clone(), [c, t, k], device);
         cnn.encoder.bias = Some(param(w.encoder_bias.clone(), [c], device));
         // burn's Linear stores [in, out]; PyTorch gives [out, in].
-        let emb: Tensor<2> = Tensor::from_data(
-            TensorData::new(w.embedding_weight.clone(), [e, c]),
-            device,
-        );
+        let emb: Tensor<2> =
+            Tensor::from_data(TensorData::new(w.embedding_weight.clone(), [e, c]), device);
         cnn.embedding.layer.weight = Param::from_tensor(emb.transpose());
         cnn.embedding.layer.bias = Some(param(w.embedding_bias.clone(), [e], device));
         cnn.decoder.weight = param(w.decoder_weight.clone(), [e, 1], device);
         cnn.decoder.bias = Some(param(vec![w.decoder_bias], [1], device));
-        Ok(cnn)
-    }
-
-    /// Load weights saved with the GGS tensor names (PyTorch layout) from a safetensors file.
-    /// Every tensor must be present with the configured shape, and no other may be.
-    pub fn load(&self, path: impl AsRef<Path>, device: &Device) -> Result<Cnn, CnnError> {
-        let path = path.as_ref();
-        let mut cnn = self.skeleton(device);
-        let mut store = SafetensorsStore::from_file(path)
-            .with_from_adapter(PyTorchToBurnAdapter)
-            .allow_partial(true)
-            .validate(false);
-        let result = cnn.load_from(&mut store).map_err(|e| CnnError::Store {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
-        if let Some(err) = result.errors.first() {
-            let (tensor, message) = match err {
-                ApplyError::ShapeMismatch {
-                    path,
-                    expected,
-                    found,
-                } => (
-                    path.clone(),
-                    format!(
-                        "shape {found:?} does not fit the configured model ({expected:?} \
-                         expected; PyTorch layout for Linear weights)"
-                    ),
-                ),
-                ApplyError::DTypeMismatch {
-                    path,
-                    expected,
-                    found,
-                } => (
-                    path.clone(),
-                    format!("dtype {found:?}, expected {expected:?}"),
-                ),
-                ApplyError::AdapterError { path, message }
-                | ApplyError::LoadError { path, message } => (path.clone(), message.clone()),
-            };
-            return Err(CnnError::BadTensor {
-                path: path.to_path_buf(),
-                tensor,
-                message,
-            });
-        }
-        if let Some((tensor, _)) = result.missing.first() {
-            return Err(CnnError::MissingTensor {
-                path: path.to_path_buf(),
-                tensor: tensor.clone(),
-            });
-        }
-        if let Some(tensor) = result.unused.first() {
-            return Err(CnnError::UnexpectedTensor {
-                path: path.to_path_buf(),
-                tensor: tensor.clone(),
-            });
-        }
         Ok(cnn)
     }
 
@@ -276,25 +215,6 @@ fn param<const D: usize>(values: Vec<f32>, shape: [usize; D], device: &Device) -
 }
 
 impl Cnn {
-    /// The GGS oracle/predictor shape ([`CnnConfig::new`] defaults) loaded from `path`.
-    pub fn load(path: impl AsRef<Path>, device: &Device) -> Result<Self, CnnError> {
-        CnnConfig::new().load(path, device)
-    }
-
-    /// Save to safetensors with the GGS/PyTorch names and layout, loadable by
-    /// [`CnnConfig::load`]. The write is atomic (scratch file, then rename over `path`).
-    pub fn save(&self, path: impl AsRef<Path>) -> Result<(), CnnError> {
-        let path = path.as_ref();
-        let mut store = SafetensorsStore::from_file(path)
-            .with_to_adapter(BurnToPyTorchAdapter)
-            .metadata("model", "ggs-cnn")
-            .overwrite(true);
-        self.save_into(&mut store).map_err(|e| CnnError::Store {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })
-    }
-
     /// The configuration this module was built with (read off its parameter shapes).
     pub fn config(&self) -> CnnConfig {
         let [channels, n_tokens, kernel_size] = self.encoder.weight.dims();
@@ -337,14 +257,8 @@ impl Cnn {
     /// on a plain or an autodiff device; the returned tensors carry no autodiff graph.
     /// Parameter gradients are not computed (first order in `x` only).
     pub fn input_gradient(&self, x: Tensor<3>) -> (Tensor<1>, Tensor<3>) {
-        let device = x.device();
-        let ad = if device.is_autodiff() {
-            device
-        } else {
-            device.autodiff()
-        };
-        let model = self.clone().fork(&ad).no_grad();
-        let x = x.detach().to_device(&ad).require_grad();
+        let model = self.clone().train().no_grad();
+        let x = x.detach().autodiff().require_grad();
         let f = model.forward(x.clone());
         let grads = f.clone().sum().backward();
         let g = x
@@ -442,30 +356,6 @@ mod tests {
     }
 
     #[test]
-    fn save_then_load_round_trips_and_errors_name_the_tensor() {
-        let device = Device::flex();
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("cnn.safetensors");
-        let cnn = tiny().init(9, &device);
-        cnn.save(&path).unwrap();
-        cnn.save(&path).unwrap(); // overwrites
-        let back = tiny().load(&path, &device).unwrap();
-        assert_eq!(back.weights(), cnn.weights());
-        // a different shape: the message names file and tensor
-        let err = tiny()
-            .with_channels(5)
-            .load(&path, &device)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("cnn.safetensors") && err.contains("encoder"), "{err}");
-        let err = tiny()
-            .load(dir.path().join("absent.safetensors"), &device)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("absent.safetensors"), "{err}");
-    }
-
-    #[test]
     fn score_groups_lengths_and_rejects_bad_sequences() {
         let device = Device::flex();
         let cnn = tiny().init(3, &device);
@@ -476,7 +366,10 @@ mod tests {
         let alone = cnn.score(&seqs[1..2]).unwrap();
         assert!((alone[0] - s[1]).abs() < 1e-6);
         let err = cnn.score(&[vec![0u8, 1]]).unwrap_err().to_string();
-        assert!(err.contains("sequence 0") && err.contains("kernel"), "{err}");
+        assert!(
+            err.contains("sequence 0") && err.contains("kernel"),
+            "{err}"
+        );
         let err = cnn.score(&[vec![0u8, 1, 20]]).unwrap_err().to_string();
         assert!(err.contains("outside the alphabet"), "{err}");
     }

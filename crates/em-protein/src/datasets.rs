@@ -33,22 +33,70 @@ const AAV_GROUND_TRUTH: &[u8] = include_bytes!(concat!(
 /// SHA-256 of every file emdesign reads, by path relative to the data directory (the
 /// `.gz` ground truths are the vendored ones; the rest are the shared mirror's).
 pub const CHECKSUMS: &[(&str, &str)] = &[
-    ("gfp/ground_truth.csv.gz", "7a7d06693647abbab95cdfe500af3b4399b70a52571044b542234abd1015369f"),
-    ("aav/ground_truth.csv.gz", "78a069214025512b86dad927ca92b3c48339749beb19e30d494518e0d2a25f43"),
-    ("gfp/ground_truth.csv", "22138d9b9c65996cc54e979ac6acda855eeeea31bdd60802fb17429ef86e9065"),
-    ("aav/ground_truth.csv", "cca65e1c1c0ed54b66a77a34ce531f9f907341a3596315568aba785e34a8c9ca"),
-    ("gfp/oracle.safetensors", "b542c4ae5e22a0a679c27febbad8aef28c0dc72ae93820e6762a50c48ee5f0c1"),
-    ("aav/oracle.safetensors", "450c2ecefe0ce22a835b4679a4dee28b8716929e81d034b30c4e54f5bc0f034c"),
-    ("gfp/oracle.ckpt", "988bd99bcdd8c1ec8bee5174c968dcd5db3adc33ce33a904ed186554cb0d273a"),
-    ("aav/oracle.ckpt", "5db64072b22c22b24d1b7356faf950e09d28ff66744ec5168715d05143301564"),
-    ("gfp/ggs_predictor_medium_smoothed.safetensors", "8d2e93423395464096a7a3156f3faa6ad1b146ee7530298a649b5e4497df6372"),
-    ("gfp/ggs_predictor_medium_unsmoothed.safetensors", "3ea608e9a79ccd9ebd7d1efebbc154e252bf6930cea03c5037c559b4dc11f93b"),
-    ("gfp/ggs_predictor_hard_smoothed.safetensors", "28d8a080171444e11187e1cb24836ab839aaa108d3d48489070e0d35472582bd"),
-    ("gfp/ggs_predictor_hard_unsmoothed.safetensors", "936cf86d984803bbf4c1414886a7e1b016385ad5e06de7e14a25e9be7549496e"),
-    ("aav/ggs_predictor_medium_smoothed.safetensors", "4255c9c4dc22c52356c87d210594b678eff5c7899069430e30a71c1e53a79bc9"),
-    ("aav/ggs_predictor_medium_unsmoothed.safetensors", "1109b91cdac95656455d1324079ca61629c704102dfc499b2f239f3d8be0c84e"),
-    ("aav/ggs_predictor_hard_smoothed.safetensors", "26b9f803f3fe35142098700370487baacbb90df93592b4af2a66dee83d8fba6a"),
-    ("aav/ggs_predictor_hard_unsmoothed.safetensors", "b886984aaaa4c2b81cbf1cee27b12711f1b5a8e149cce0b49076b59566eda577"),
+    (
+        "gfp/ground_truth.csv.gz",
+        "7a7d06693647abbab95cdfe500af3b4399b70a52571044b542234abd1015369f",
+    ),
+    (
+        "aav/ground_truth.csv.gz",
+        "78a069214025512b86dad927ca92b3c48339749beb19e30d494518e0d2a25f43",
+    ),
+    (
+        "gfp/ground_truth.csv",
+        "22138d9b9c65996cc54e979ac6acda855eeeea31bdd60802fb17429ef86e9065",
+    ),
+    (
+        "aav/ground_truth.csv",
+        "cca65e1c1c0ed54b66a77a34ce531f9f907341a3596315568aba785e34a8c9ca",
+    ),
+    (
+        "gfp/oracle.safetensors",
+        "b542c4ae5e22a0a679c27febbad8aef28c0dc72ae93820e6762a50c48ee5f0c1",
+    ),
+    (
+        "aav/oracle.safetensors",
+        "450c2ecefe0ce22a835b4679a4dee28b8716929e81d034b30c4e54f5bc0f034c",
+    ),
+    (
+        "gfp/oracle.ckpt",
+        "988bd99bcdd8c1ec8bee5174c968dcd5db3adc33ce33a904ed186554cb0d273a",
+    ),
+    (
+        "aav/oracle.ckpt",
+        "5db64072b22c22b24d1b7356faf950e09d28ff66744ec5168715d05143301564",
+    ),
+    (
+        "gfp/ggs_predictor_medium_smoothed.safetensors",
+        "8d2e93423395464096a7a3156f3faa6ad1b146ee7530298a649b5e4497df6372",
+    ),
+    (
+        "gfp/ggs_predictor_medium_unsmoothed.safetensors",
+        "3ea608e9a79ccd9ebd7d1efebbc154e252bf6930cea03c5037c559b4dc11f93b",
+    ),
+    (
+        "gfp/ggs_predictor_hard_smoothed.safetensors",
+        "28d8a080171444e11187e1cb24836ab839aaa108d3d48489070e0d35472582bd",
+    ),
+    (
+        "gfp/ggs_predictor_hard_unsmoothed.safetensors",
+        "936cf86d984803bbf4c1414886a7e1b016385ad5e06de7e14a25e9be7549496e",
+    ),
+    (
+        "aav/ggs_predictor_medium_smoothed.safetensors",
+        "4255c9c4dc22c52356c87d210594b678eff5c7899069430e30a71c1e53a79bc9",
+    ),
+    (
+        "aav/ggs_predictor_medium_unsmoothed.safetensors",
+        "1109b91cdac95656455d1324079ca61629c704102dfc499b2f239f3d8be0c84e",
+    ),
+    (
+        "aav/ggs_predictor_hard_smoothed.safetensors",
+        "26b9f803f3fe35142098700370487baacbb90df93592b4af2a66dee83d8fba6a",
+    ),
+    (
+        "aav/ggs_predictor_hard_unsmoothed.safetensors",
+        "b886984aaaa4c2b81cbf1cee27b12711f1b5a8e149cce0b49076b59566eda577",
+    ),
 ];
 
 /// The pinned SHA-256 of a data-directory file (`"gfp/oracle.safetensors"`), if any.
@@ -121,7 +169,11 @@ impl Task {
     pub fn ground_truth_from(self, data_dir: &Path) -> Result<ScoredSequences> {
         let gz = format!("{}/ground_truth.csv.gz", self.name());
         let plain = format!("{}/ground_truth.csv", self.name());
-        let rel = if data_dir.join(&gz).exists() { gz } else { plain };
+        let rel = if data_dir.join(&gz).exists() {
+            gz
+        } else {
+            plain
+        };
         let path = verified_path(data_dir, &rel)?;
         let raw = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
         self.parse_ground_truth(&path, raw)
@@ -140,7 +192,10 @@ impl Task {
     /// Path of a checkpoint in the data directory, after checking it exists and matches its
     /// pinned SHA-256.
     pub fn checkpoint(self, data_dir: &Path, checkpoint: Checkpoint) -> Result<PathBuf> {
-        verified_path(data_dir, &format!("{}/{}", self.name(), checkpoint.file_name()))
+        verified_path(
+            data_dir,
+            &format!("{}/{}", self.name(), checkpoint.file_name()),
+        )
     }
 }
 
@@ -326,7 +381,9 @@ pub fn fetch(data_dir: &Path, task: Task) -> Result<PathBuf> {
         url: url.clone(),
         message,
     };
-    let response = ureq::get(&url).call().map_err(|e| download(e.to_string()))?;
+    let response = ureq::get(&url)
+        .call()
+        .map_err(|e| download(e.to_string()))?;
     let mut reader = response.into_body().into_reader();
     let tmp = tempfile::NamedTempFile::new_in(&folder).map_err(|e| Error::io(&folder, e))?;
     std::io::copy(&mut reader, &mut tmp.as_file()).map_err(|e| download(e.to_string()))?;
@@ -341,7 +398,10 @@ mod tests {
 
     #[test]
     fn checksum_table_matches_the_repository_sums() {
-        let sums = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../datasets/SHA256SUMS"));
+        let sums = include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../datasets/SHA256SUMS"
+        ));
         let mut n = 0;
         for line in sums.lines().filter(|l| !l.trim().is_empty()) {
             let (sum, file) = line.split_once(char::is_whitespace).unwrap();
@@ -360,7 +420,10 @@ mod tests {
             .checkpoint(dir.path(), Checkpoint::OracleCkpt)
             .unwrap_err()
             .to_string();
-        assert!(e.contains("aav/oracle.ckpt: SHA-256 mismatch: expected 5db64072"), "{e}");
+        assert!(
+            e.contains("aav/oracle.ckpt: SHA-256 mismatch: expected 5db64072"),
+            "{e}"
+        );
         let e = Task::Aav
             .checkpoint(dir.path(), Checkpoint::Oracle)
             .unwrap_err()

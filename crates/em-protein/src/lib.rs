@@ -10,13 +10,20 @@
 //! - [`metrics`]: the GGS protocol's fitness, diversity and novelty.
 
 pub mod alphabet;
+pub mod baselines;
 pub mod benchmark;
 pub mod cnn;
 pub mod datasets;
+pub mod design;
+pub mod edit_distance;
+pub mod ehrlich;
+pub mod energy_model;
 pub mod error;
+pub mod guidance;
 pub mod io;
 pub mod metrics;
 pub mod oracle;
 pub mod predictor;
+pub mod representation;
 pub mod sequence;
 pub mod stats;

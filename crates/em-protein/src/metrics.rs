@@ -1,10 +1,11 @@
 //! The GGS protocol's design metrics: normalised fitness (median), diversity (mean
 //! pairwise Levenshtein distance), novelty (median distance to the training split), and
-//! mean (std) over seeds. Edit distances come from rust-bio's SIMD routines, rayon-parallel.
+//! mean (std) over seeds. Edit distances: [`crate::edit_distance`], rayon over designs.
 
 use bio::alignment::distance::simd;
 use rayon::prelude::*;
 
+use crate::edit_distance::Pattern;
 use crate::sequence::Sequence;
 
 /// Levenshtein distance (unit-cost substitutions, insertions, deletions).
@@ -16,7 +17,7 @@ use crate::sequence::Sequence;
 /// assert_eq!(levenshtein(&s("ARND"), &s("RNDC")), 2); // delete A, insert C
 /// ```
 pub fn levenshtein(a: &Sequence, b: &Sequence) -> u32 {
-    simd::levenshtein(a.indices(), b.indices())
+    Pattern::new(a).distance(b)
 }
 
 /// `Some(distance)` when the Levenshtein distance is at most `k`, else `None`; much faster
@@ -41,19 +42,7 @@ pub fn levenshtein_within(a: &Sequence, b: &Sequence, k: u32) -> Option<u32> {
 /// assert_eq!(min_distance(&s("AAAA"), &[s("WWWW"), s("AAWW"), s("AAAW")]), Some(1));
 /// ```
 pub fn min_distance(query: &Sequence, references: &[Sequence]) -> Option<u32> {
-    let mut best: Option<u32> = None;
-    for r in references {
-        match best {
-            None => best = Some(levenshtein(query, r)),
-            Some(0) => break,
-            Some(b) => {
-                if let Some(d) = levenshtein_within(query, r, b - 1) {
-                    best = Some(d);
-                }
-            }
-        }
-    }
-    best
+    Pattern::new(query).min_distance(references)
 }
 
 /// Median with the midpoint of the two middle values for even counts (numpy's); NaN
@@ -116,9 +105,10 @@ pub fn diversity(designs: &[Sequence]) -> f64 {
     let total: u64 = (0..n)
         .into_par_iter()
         .map(|i| {
+            let pattern = Pattern::new(&designs[i]);
             designs[i + 1..]
                 .iter()
-                .map(|b| u64::from(levenshtein(&designs[i], b)))
+                .map(|b| u64::from(pattern.distance(b)))
                 .sum::<u64>()
         })
         .sum();

@@ -240,11 +240,7 @@ impl ScoredSequences {
         if sequences.len() != scores.len() {
             return Err(TableError {
                 row: sequences.len().min(scores.len()),
-                why: format!(
-                    "{} sequences but {} scores",
-                    sequences.len(),
-                    scores.len()
-                ),
+                why: format!("{} sequences but {} scores", sequences.len(), scores.len()),
             });
         }
         let length = sequences.first().map_or(0, Sequence::len);
@@ -252,7 +248,10 @@ impl ScoredSequences {
             if s.len() != length {
                 return Err(TableError {
                     row,
-                    why: format!("length {} differs from the first sequence's {length}", s.len()),
+                    why: format!(
+                        "length {} differs from the first sequence's {length}",
+                        s.len()
+                    ),
                 });
             }
             if !y.is_finite() {
@@ -330,9 +329,17 @@ mod tests {
     #[test]
     fn mutation_parse_rejects_shapes() {
         assert!(Mutation::parse("A", 0).is_err());
-        assert!(Mutation::parse("AxD", 0).unwrap_err().contains("not a number"));
+        assert!(
+            Mutation::parse("AxD", 0)
+                .unwrap_err()
+                .contains("not a number")
+        );
         assert!(Mutation::parse("Z3D", 0).unwrap_err().contains("wild-type"));
-        assert!(Mutation::parse("A3*", 0).unwrap_err().contains("new residue '*'"));
+        assert!(
+            Mutation::parse("A3*", 0)
+                .unwrap_err()
+                .contains("new residue '*'")
+        );
         assert_eq!(Mutation::parse("A3D", 0).unwrap().position, 3);
     }
 

@@ -74,7 +74,12 @@ fn ragged_lengths() {
         "FILE:3: sequence has length 3, expected 4"
     );
     // Designs of mixed length are fine when no fixed length is asked for.
-    assert_eq!(read_records(&fixture("ragged.csv"), &default()).unwrap().len(), 3);
+    assert_eq!(
+        read_records(&fixture("ragged.csv"), &default())
+            .unwrap()
+            .len(),
+        3
+    );
 }
 
 #[test]

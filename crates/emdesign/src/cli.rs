@@ -168,11 +168,22 @@ mod tests {
     #[test]
     fn split_with_own_input_needs_edits_and_percentiles() {
         let ok = Cli::try_parse_from([
-            "emdesign", "data", "split", "--input", "a.csv", "--min-edits", "6",
-            "--percentiles", "20,40", "--out", "b.csv",
+            "emdesign",
+            "data",
+            "split",
+            "--input",
+            "a.csv",
+            "--min-edits",
+            "6",
+            "--percentiles",
+            "20,40",
+            "--out",
+            "b.csv",
         ]);
         assert!(ok.is_ok(), "{ok:?}");
-        let bad = Cli::try_parse_from(["emdesign", "data", "split", "--input", "a.csv", "--out", "b.csv"]);
+        let bad = Cli::try_parse_from([
+            "emdesign", "data", "split", "--input", "a.csv", "--out", "b.csv",
+        ]);
         assert!(bad.is_err());
     }
 }

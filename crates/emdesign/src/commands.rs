@@ -8,10 +8,10 @@ use anyhow::{Context, Result, bail};
 
 use crate::cli::{Cli, Command, DataCommand, RunArgs, ToyArgs, WorkflowArgs};
 use crate::progress::Progress;
+use crate::protein;
 use crate::stage::{self, Runner, Status, cache};
 use crate::workflow::plan::{Body, TOY_TARGETS};
 use crate::workflow::{self, Plan, Source};
-use crate::protein;
 
 /// The built-in 2D workflow used by `emdesign toy`.
 const TOY2D: &str = include_str!("../../../workflows/toy2d.toml");
@@ -25,10 +25,19 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::ListStages(args) => list_stages(&args),
         Command::Clean(args) => clean(&args),
         Command::Toy(args) => toy(&args),
-        Command::Data { command: DataCommand::Split(args) } => protein::split(&args, data_dir),
-        Command::Data { command: DataCommand::Fetch } => protein::fetch(data_dir),
+        Command::Data {
+            command: DataCommand::Split(args),
+        } => protein::split(&args, data_dir),
+        Command::Data {
+            command: DataCommand::Fetch,
+        } => protein::fetch(data_dir),
         Command::Oracle { task, file } => protein::oracle(task, &file, data_dir),
-        Command::Eval { task, difficulty, designs, out } => protein::eval(task, difficulty, &designs, &out, data_dir),
+        Command::Eval {
+            task,
+            difficulty,
+            designs,
+            out,
+        } => protein::eval(task, difficulty, &designs, &out, data_dir),
     }
 }
 
@@ -43,13 +52,24 @@ fn execute(plan: &Plan, force: Option<String>, quiet: bool) -> Result<()> {
     if let Some(f) = &force
         && !plan.stage_names().contains(&f.as_str())
     {
-        bail!("--force: no stage named `{f}` (stages: {})", plan.stage_names().join(", "));
+        bail!(
+            "--force: no stage named `{f}` (stages: {})",
+            plan.stage_names().join(", ")
+        );
     }
     let run_dir = &plan.workflow.run_dir;
-    std::fs::create_dir_all(run_dir).with_context(|| format!("cannot create run directory {}", run_dir.display()))?;
-    cache::write_atomic(&run_dir.join("resolved.toml"), plan.resolved_toml()?.as_bytes())?;
+    std::fs::create_dir_all(run_dir)
+        .with_context(|| format!("cannot create run directory {}", run_dir.display()))?;
+    cache::write_atomic(
+        &run_dir.join("resolved.toml"),
+        plan.resolved_toml()?.as_bytes(),
+    )?;
     let progress = Progress::new(quiet);
-    let runner = Runner { run_dir: run_dir.clone(), force, progress: progress.clone() };
+    let runner = Runner {
+        run_dir: run_dir.clone(),
+        force,
+        progress: progress.clone(),
+    };
     let start = Instant::now();
     let reports = runner.run(&stages)?;
     let ran = reports.iter().filter(|r| r.status == Status::Ran).count();
@@ -66,7 +86,10 @@ fn execute(plan: &Plan, force: Option<String>, quiet: bool) -> Result<()> {
             })
         })
         .collect();
-    cache::write_atomic(&run_dir.join("summary.json"), serde_json::to_string_pretty(&summary)?.as_bytes())?;
+    cache::write_atomic(
+        &run_dir.join("summary.json"),
+        serde_json::to_string_pretty(&summary)?.as_bytes(),
+    )?;
     progress.line(&format!(
         "done: {} stages ({ran} ran, {} fresh) in {:.1}s; outputs in {}",
         reports.len(),
@@ -92,9 +115,17 @@ fn check(path: &Path) -> Result<()> {
 
 fn list_stages(args: &WorkflowArgs) -> Result<()> {
     let plan = workflow::load(&args.workflow, args.run_dir.as_deref())?;
-    let runner = Runner { run_dir: plan.workflow.run_dir.clone(), force: None, progress: Progress::new(true) };
+    let runner = Runner {
+        run_dir: plan.workflow.run_dir.clone(),
+        force: None,
+        progress: Progress::new(true),
+    };
     for (name, key, fresh) in runner.status(&stage::build(&plan))? {
-        println!("{name:<10} {:<6} {}", if fresh { "fresh" } else { "stale" }, key.short());
+        println!(
+            "{name:<10} {:<6} {}",
+            if fresh { "fresh" } else { "stale" },
+            key.short()
+        );
     }
     Ok(())
 }
@@ -109,7 +140,10 @@ fn clean(args: &WorkflowArgs) -> Result<()> {
     // Refuse to delete a directory that does not look like a run directory.
     let looks_like_run = dir.join("resolved.toml").is_file();
     if !looks_like_run {
-        bail!("{} has no resolved.toml; not removing a directory emdesign did not create", dir.display());
+        bail!(
+            "{} has no resolved.toml; not removing a directory emdesign did not create",
+            dir.display()
+        );
     }
     std::fs::remove_dir_all(dir).with_context(|| format!("cannot remove {}", dir.display()))?;
     println!("removed {}", dir.display());
@@ -118,9 +152,16 @@ fn clean(args: &WorkflowArgs) -> Result<()> {
 
 fn toy(args: &ToyArgs) -> Result<()> {
     if !TOY_TARGETS.contains(&args.target.as_str()) {
-        bail!("--target: unknown target `{}`, expected one of {}", args.target, TOY_TARGETS.join(", "));
+        bail!(
+            "--target: unknown target `{}`, expected one of {}",
+            args.target,
+            TOY_TARGETS.join(", ")
+        );
     }
-    let src = Source { path: "<built-in workflows/toy2d.toml>".into(), text: TOY2D.to_string() };
+    let src = Source {
+        path: "<built-in workflows/toy2d.toml>".into(),
+        text: TOY2D.to_string(),
+    };
     let mut plan = workflow::plan::build(&src, Some(&args.out))?;
     let Body::Toy2d(t) = &mut plan.body;
     t.data.target = Some(args.target.clone());

@@ -3,9 +3,9 @@
 
 mod cli;
 mod commands;
+mod plot;
 mod progress;
 mod protein;
-mod plot;
 mod report;
 mod stage;
 mod workflow;

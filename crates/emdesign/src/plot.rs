@@ -29,15 +29,28 @@ fn bands(values: &[f64]) -> Vec<usize> {
     if sorted.is_empty() {
         return vec![0; values.len()];
     }
-    let cuts: Vec<f64> = (1..LEVELS).map(|k| sorted[(k * (sorted.len() - 1)) / LEVELS]).collect();
-    values.iter().map(|v| cuts.iter().filter(|c| v > c).count()).collect()
+    let cuts: Vec<f64> = (1..LEVELS)
+        .map(|k| sorted[(k * (sorted.len() - 1)) / LEVELS])
+        .collect();
+    values
+        .iter()
+        .map(|v| cuts.iter().filter(|c| v > c).count())
+        .collect()
 }
 
 /// Colour of band `k`: dark blue (low V) through teal to pale yellow (high V).
 fn ramp(k: usize) -> RGBColor {
-    let stops = [(38.0, 70.0, 140.0), (60.0, 160.0, 150.0), (250.0, 245.0, 190.0)];
+    let stops = [
+        (38.0, 70.0, 140.0),
+        (60.0, 160.0, 150.0),
+        (250.0, 245.0, 190.0),
+    ];
     let t = k as f64 / (LEVELS - 1) as f64 * 2.0;
-    let (i, f) = if t >= 2.0 { (1, 1.0) } else { (t.floor() as usize, t.fract()) };
+    let (i, f) = if t >= 2.0 {
+        (1, 1.0)
+    } else {
+        (t.floor() as usize, t.fract())
+    };
     let mix = |a: f64, b: f64| (a + (b - a) * f).round() as u8;
     let (a, b) = (stops[i], stops[i + 1]);
     RGBColor(mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
@@ -62,15 +75,22 @@ pub fn toy2d(path: &Path, field: &Field, target: &[f32], samples: &[f32]) -> Res
         Rectangle::new([(x0, y0), (x0 + step, y0 + step)], ramp(band[i]).filled())
     });
     chart.draw_series(cells).map_err(|e| err(&e))?;
-    let inside = |p: &&[f32]| p.iter().all(|v| (field.lo..=field.hi).contains(&f64::from(*v)));
+    let inside = |p: &&[f32]| {
+        p.iter()
+            .all(|v| (field.lo..=field.hi).contains(&f64::from(*v)))
+    };
     let dots = |pts: &[f32], color: RGBColor, size: i32| {
         pts.chunks(2)
             .filter(inside)
             .map(|p| Circle::new((f64::from(p[0]), f64::from(p[1])), size, color.filled()))
             .collect::<Vec<_>>()
     };
-    chart.draw_series(dots(target, RGBColor(90, 90, 90), 1)).map_err(|e| err(&e))?;
-    chart.draw_series(dots(samples, RGBColor(220, 30, 30), 2)).map_err(|e| err(&e))?;
+    chart
+        .draw_series(dots(target, RGBColor(90, 90, 90), 1))
+        .map_err(|e| err(&e))?;
+    chart
+        .draw_series(dots(samples, RGBColor(220, 30, 30), 2))
+        .map_err(|e| err(&e))?;
     root.present().map_err(|e| err(&e))?;
     Ok(())
 }
@@ -92,7 +112,12 @@ mod tests {
     fn writes_a_png() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("f.png");
-        let field = Field { lo: -1.0, hi: 1.0, grid: 4, values: (0..16).map(f64::from).collect() };
+        let field = Field {
+            lo: -1.0,
+            hi: 1.0,
+            grid: 4,
+            values: (0..16).map(f64::from).collect(),
+        };
         toy2d(&p, &field, &[0.0, 0.0, 0.5, 0.5], &[0.1, -0.1, 5.0, 5.0]).unwrap();
         let bytes = std::fs::read(&p).unwrap();
         assert_eq!(&bytes[1..4], b"PNG");

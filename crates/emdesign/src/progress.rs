@@ -15,16 +15,25 @@ pub struct Progress {
 impl Progress {
     /// Bars only on a terminal and when not quiet.
     pub fn new(quiet: bool) -> Self {
-        Self { quiet, bars: !quiet && std::io::stderr().is_terminal() }
+        Self {
+            quiet,
+            bars: !quiet && std::io::stderr().is_terminal(),
+        }
     }
 
     /// A bar of `len` steps labelled `name` (hidden when bars are off).
     pub fn bar(&self, name: &str, len: u64) -> ProgressBar {
         let bar = ProgressBar::with_draw_target(
             Some(len),
-            if self.bars { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() },
+            if self.bars {
+                ProgressDrawTarget::stderr()
+            } else {
+                ProgressDrawTarget::hidden()
+            },
         );
-        if let Ok(style) = ProgressStyle::with_template("{prefix:>8} [{bar:30}] {pos}/{len} {msg} ({elapsed})") {
+        if let Ok(style) =
+            ProgressStyle::with_template("{prefix:>8} [{bar:30}] {pos}/{len} {msg} ({elapsed})")
+        {
             bar.set_style(style.progress_chars("=> "));
         }
         bar.set_prefix(name.to_string());

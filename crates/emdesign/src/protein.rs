@@ -47,10 +47,19 @@ pub fn split(args: &SplitArgs, data_dir: Option<&Path>) -> Result<()> {
     let (gt, spec, label) = match (&args.input, args.task, args.difficulty) {
         (Some(input), _, _) => {
             let p = args.percentiles.as_deref().unwrap_or_default();
-            let [lo, hi] = p else { bail!("--percentiles: expected two numbers LO,HI, got {} values", p.len()) };
+            let [lo, hi] = p else {
+                bail!(
+                    "--percentiles: expected two numbers LO,HI, got {} values",
+                    p.len()
+                )
+            };
             let edits = args.min_edits.unwrap_or_default();
-            let edits = u32::try_from(edits).with_context(|| format!("--min-edits: {edits} is too large"))?;
-            let options = ReadOptions { length: LengthRule::SameAsFirst, ..ReadOptions::default() };
+            let edits = u32::try_from(edits)
+                .with_context(|| format!("--min-edits: {edits} is too large"))?;
+            let options = ReadOptions {
+                length: LengthRule::SameAsFirst,
+                ..ReadOptions::default()
+            };
             let (gt, report) = io::read_scored(input, &options)?;
             if report.merged > 0 {
                 eprintln!(
@@ -60,11 +69,19 @@ pub fn split(args: &SplitArgs, data_dir: Option<&Path>) -> Result<()> {
                     report.conflicting
                 );
             }
-            (gt, SplitSpec::custom(edits, *lo, *hi)?, input.display().to_string())
+            (
+                gt,
+                SplitSpec::custom(edits, *lo, *hi)?,
+                input.display().to_string(),
+            )
         }
         (None, Some(t), Some(d)) => {
             let t = task(t);
-            (ground_truth(t, data_dir)?, SplitSpec::ggs(difficulty(d)), format!("{} {}", t.name(), difficulty(d).name()))
+            (
+                ground_truth(t, data_dir)?,
+                SplitSpec::ggs(difficulty(d)),
+                format!("{} {}", t.name(), difficulty(d).name()),
+            )
         }
         _ => bail!("give --task and --difficulty, or --input with --min-edits and --percentiles"),
     };
@@ -94,7 +111,10 @@ pub fn fetch(data_dir: Option<&Path>) -> Result<()> {
         let mut checks = vec![Checkpoint::Oracle];
         for d in [benchmark::Difficulty::Medium, benchmark::Difficulty::Hard] {
             for smoothed in [true, false] {
-                checks.push(Checkpoint::Predictor { difficulty: d, smoothed });
+                checks.push(Checkpoint::Predictor {
+                    difficulty: d,
+                    smoothed,
+                });
             }
         }
         for c in checks {
@@ -118,13 +138,18 @@ pub fn fetch(data_dir: Option<&Path>) -> Result<()> {
 }
 
 fn read_designs(path: &Path, t: datasets::Task) -> Result<Vec<Sequence>> {
-    let options = ReadOptions { score: ScoreRule::Optional, length: LengthRule::Exactly(t.length()), ..ReadOptions::default() };
+    let options = ReadOptions {
+        score: ScoreRule::Optional,
+        length: LengthRule::Exactly(t.length()),
+        ..ReadOptions::default()
+    };
     let records = io::read_records(path, &options)?;
     Ok(records.into_iter().map(|r| r.sequence).collect())
 }
 
 fn load_cnn(path: PathBuf) -> Result<GgsCnnOracle> {
-    GgsCnnOracle::load(&path, &Device::flex()).with_context(|| format!("cannot load {}", path.display()))
+    GgsCnnOracle::load(&path, &Device::flex())
+        .with_context(|| format!("cannot load {}", path.display()))
 }
 
 fn score(model: &GgsCnnOracle, seqs: &[Sequence]) -> Result<Vec<f64>> {
@@ -139,7 +164,9 @@ pub fn oracle(t: Task, file: &Path, data_dir: Option<&Path>) -> Result<()> {
     let seqs = read_designs(file, t)?;
     let oracle = load_cnn(t.checkpoint(&dir, Checkpoint::Oracle)?)?;
     let scores = score(&oracle, &seqs)?;
-    let (min, max) = ground_truth(t, Some(&dir))?.score_range().context("empty ground truth")?;
+    let (min, max) = ground_truth(t, Some(&dir))?
+        .score_range()
+        .context("empty ground truth")?;
     println!("sequence,oracle,normalised");
     for (s, y) in seqs.iter().zip(&scores) {
         println!("{s},{y},{}", (y - min) / (max - min));
@@ -149,16 +176,29 @@ pub fn oracle(t: Task, file: &Path, data_dir: Option<&Path>) -> Result<()> {
 
 /// `emdesign eval`: deduplicate, keep the top 128 by the GGS predictor of the split when there
 /// are more, score with the oracle, and write fitness/diversity/novelty to JSON (+ Markdown).
-pub fn eval(t: Task, d: Difficulty, designs: &Path, out: &Path, data_dir: Option<&Path>) -> Result<()> {
+pub fn eval(
+    t: Task,
+    d: Difficulty,
+    designs: &Path,
+    out: &Path,
+    data_dir: Option<&Path>,
+) -> Result<()> {
     let (t, d) = (task(t), difficulty(d));
     let dir = datasets::data_dir(data_dir)?;
     let read = read_designs(designs, t)?;
     let mut seen = HashSet::new();
-    let mut unique: Vec<Sequence> = read.iter().filter(|s| seen.insert(s.indices().to_vec())).cloned().collect();
+    let mut unique: Vec<Sequence> = read
+        .iter()
+        .filter(|s| seen.insert(s.indices().to_vec()))
+        .cloned()
+        .collect();
     let n_unique = unique.len();
-    let mut selection = "all (at most 128)".to_string();
+    let mut selection = "all".to_string();
     if unique.len() > TOP_K {
-        let ckpt = Checkpoint::Predictor { difficulty: d, smoothed: true };
+        let ckpt = Checkpoint::Predictor {
+            difficulty: d,
+            smoothed: true,
+        };
         let predictor = load_cnn(t.checkpoint(&dir, ckpt)?)?;
         let pred = score(&predictor, &unique)?;
         let mut order: Vec<usize> = (0..unique.len()).collect();
@@ -182,6 +222,12 @@ pub fn eval(t: Task, d: Difficulty, designs: &Path, out: &Path, data_dir: Option
     });
     write_atomic(out, serde_json::to_string_pretty(&report)?.as_bytes())?;
     println!("| task | designs | fitness | diversity | novelty |\n|---|---|---|---|---|");
-    println!("| {} {} | {} of {} ({selection}) | {fitness:.3} | {diversity:.2} | {novelty:.1} |", t.name(), d.name(), unique.len(), read.len());
+    println!(
+        "| {} {} | {} of {} ({selection}) | {fitness:.3} | {diversity:.2} | {novelty:.1} |",
+        t.name(),
+        d.name(),
+        unique.len(),
+        read.len()
+    );
     Ok(())
 }

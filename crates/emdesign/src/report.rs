@@ -40,7 +40,10 @@ pub struct Report {
 impl Report {
     /// Markdown: a metrics table and a stage-time table.
     pub fn markdown(&self) -> String {
-        let mut s = format!("# {} ({}, seed {})\n\n| metric | value | note |\n|---|---|---|\n", self.name, self.kind, self.seed);
+        let mut s = format!(
+            "# {} ({}, seed {})\n\n| metric | value | note |\n|---|---|---|\n",
+            self.name, self.kind, self.seed
+        );
         for (m, v, note) in &self.metrics {
             let _ = writeln!(s, "| {m} | {v:.6} | {note} |");
         }
@@ -53,7 +56,10 @@ impl Report {
 
     /// Write `report.json` and `report.md` into `dir`.
     pub fn write(&self, dir: &Path) -> Result<()> {
-        write_atomic(&dir.join("report.json"), serde_json::to_string_pretty(self)?.as_bytes())?;
+        write_atomic(
+            &dir.join("report.json"),
+            serde_json::to_string_pretty(self)?.as_bytes(),
+        )?;
         write_atomic(&dir.join("report.md"), self.markdown().as_bytes())
     }
 }
@@ -69,7 +75,11 @@ mod tests {
             kind: "toy2d".into(),
             seed: 1,
             metrics: vec![("mmd".into(), 0.01, "lower is better".into())],
-            stages: vec![StageTime { stage: "data".into(), wall_secs: 0.5, key: "abc".into() }],
+            stages: vec![StageTime {
+                stage: "data".into(),
+                wall_secs: 0.5,
+                key: "abc".into(),
+            }],
             details: serde_json::json!({}),
         };
         let md = r.markdown();

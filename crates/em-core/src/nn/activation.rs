@@ -113,7 +113,11 @@ mod tests {
             let want_sp = if v > 30.0 { v } else { v.exp().ln_1p() };
             assert!((sp[i] - want_sp).abs() < 1e-12, "softplus({v}) = {}", sp[i]);
             let want_silu = v / (1.0 + (-v).exp());
-            assert!((silu[i] - want_silu).abs() < 1e-12, "silu({v}) = {}", silu[i]);
+            assert!(
+                (silu[i] - want_silu).abs() < 1e-12,
+                "silu({v}) = {}",
+                silu[i]
+            );
         }
     }
 }

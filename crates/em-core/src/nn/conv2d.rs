@@ -33,7 +33,7 @@ impl Conv2dConfig {
     /// If `kernel` is even or zero (a programmer error; checked configs never pass one).
     pub fn init(&self, device: &Device) -> Conv2d {
         assert!(
-            self.kernel % 2 == 1,
+            !self.kernel.is_multiple_of(2),
             "Conv2d kernel must be odd, got {}",
             self.kernel
         );

@@ -57,7 +57,7 @@ impl ConvPotential2dConfig {
                 return Err(Error::config(field, "must be > 0"));
             }
         }
-        if self.kernel % 2 == 0 {
+        if self.kernel.is_multiple_of(2) {
             return Err(Error::config(
                 "kernel",
                 format!("must be odd for 'same' padding, got {}", self.kernel),
@@ -78,7 +78,7 @@ impl ConvPotential2dConfig {
         let (mut h, mut w) = (self.height, self.width);
         let pools = (0..self.blocks)
             .map(|_| {
-                let pool = h % 2 == 0 && w % 2 == 0;
+                let pool = h.is_multiple_of(2) && w.is_multiple_of(2);
                 if pool {
                     (h, w) = (h / 2, w / 2);
                 }

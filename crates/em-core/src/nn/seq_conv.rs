@@ -52,7 +52,7 @@ impl SeqConvPotentialConfig {
                 return Err(Error::config(field, "must be > 0"));
             }
         }
-        if self.kernel % 2 == 0 {
+        if self.kernel.is_multiple_of(2) {
             return Err(Error::config(
                 "kernel",
                 format!("must be odd for 'same' padding, got {}", self.kernel),
@@ -202,7 +202,12 @@ mod tests {
 
     #[test]
     fn check_rejects_even_kernel() {
-        assert!(SeqConvPotentialConfig::new(6, 4).with_kernel(4).check().is_err());
+        assert!(
+            SeqConvPotentialConfig::new(6, 4)
+                .with_kernel(4)
+                .check()
+                .is_err()
+        );
         assert!(SeqConvPotentialConfig::new(0, 4).check().is_err());
     }
 }

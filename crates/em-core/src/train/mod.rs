@@ -252,12 +252,12 @@ impl<M: Module + Potential> Trainer<M> {
             let r = self.step(data)?;
             bar.set_position(self.step);
             bar.set_message(format!("{} flow {:.4}", r.phase, r.flow));
-            if every > 0 && self.step % every == 0 {
+            if every > 0 && self.step.is_multiple_of(every) {
                 self.save_checkpoint()?;
             }
         }
         bar.finish_and_clear();
-        if every == 0 || self.step % every != 0 {
+        if every == 0 || !self.step.is_multiple_of(every) {
             self.save_checkpoint()?;
         }
         Ok(())

@@ -31,7 +31,8 @@ pub fn parse_csv(bytes: &[u8], path: &Path, options: &ReadOptions) -> Result<Vec
         column: name.to_string(),
         header: header.iter().collect::<Vec<_>>().join(","),
     };
-    let seq_col = find(&options.sequence_column).ok_or_else(|| missing(&options.sequence_column))?;
+    let seq_col =
+        find(&options.sequence_column).ok_or_else(|| missing(&options.sequence_column))?;
     let score_col = match (find(&options.score_column), options.score) {
         (Some(c), _) => Some(c),
         (None, ScoreRule::Optional) => None,
@@ -44,14 +45,15 @@ pub fn parse_csv(bytes: &[u8], path: &Path, options: &ReadOptions) -> Result<Vec
         let line = row.position().map_or(0, |p| p.line() as usize);
         let field = row.get(seq_col).unwrap_or("");
         // Column on the line: preceding fields plus their commas (exact for unquoted fields).
-        let offset: usize = (0..seq_col).map(|i| row.get(i).map_or(0, str::len) + 1).sum();
-        let sequence =
-            Sequence::parse(field.as_bytes()).map_err(|e| Error::UnknownResidue {
-                path: path.to_path_buf(),
-                line,
-                column: offset + e.column,
-                residue: e.residue,
-            })?;
+        let offset: usize = (0..seq_col)
+            .map(|i| row.get(i).map_or(0, str::len) + 1)
+            .sum();
+        let sequence = Sequence::parse(field.as_bytes()).map_err(|e| Error::UnknownResidue {
+            path: path.to_path_buf(),
+            line,
+            column: offset + e.column,
+            residue: e.residue,
+        })?;
         if sequence.is_empty() {
             return Err(Error::Format {
                 path: path.to_path_buf(),
@@ -135,7 +137,10 @@ pub fn write_csv(path: &Path, records: &[Annotated]) -> Result<()> {
             return Err(Error::InvalidSetting {
                 field: format!("annotations of '{}'", r.id),
                 value: these.join(","),
-                why: format!("CSV columns must match the first record's: {}", keys.join(",")),
+                why: format!(
+                    "CSV columns must match the first record's: {}",
+                    keys.join(",")
+                ),
             });
         }
     }

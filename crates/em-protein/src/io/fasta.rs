@@ -144,7 +144,10 @@ pub fn write_fasta(path: &Path, records: &[Annotated]) -> Result<()> {
         if bad_id || bad_field.is_some() {
             return Err(Error::InvalidSetting {
                 field: format!("FASTA header of '{}'", r.id),
-                value: format!("{:?}", bad_field.map_or(("", ""), |(k, v)| (k.as_str(), v.as_str()))),
+                value: format!(
+                    "{:?}",
+                    bad_field.map_or(("", ""), |(k, v)| (k.as_str(), v.as_str()))
+                ),
                 why: "ids and annotation keys/values must be non-empty and free of whitespace \
                       (keys also of '=')"
                     .into(),
@@ -201,6 +204,9 @@ mod tests {
         };
         write_fasta(&p, std::slice::from_ref(&rec)).unwrap();
         let back = crate::io::read_records(&p, &ReadOptions::default()).unwrap();
-        assert_eq!((back[0].sequence.clone(), back[0].score), (rec.sequence, Some(-1.5)));
+        assert_eq!(
+            (back[0].sequence.clone(), back[0].score),
+            (rec.sequence, Some(-1.5))
+        );
     }
 }

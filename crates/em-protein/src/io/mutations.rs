@@ -76,15 +76,14 @@ pub fn apply_genotype(
     path: &Path,
     line: usize,
 ) -> Result<Sequence> {
-    let mutations =
-        parse_genotype(genotype, separator, index_base).map_err(|(token, why)| {
-            Error::BadMutation {
-                path: path.to_path_buf(),
-                line,
-                token,
-                why,
-            }
-        })?;
+    let mutations = parse_genotype(genotype, separator, index_base).map_err(|(token, why)| {
+        Error::BadMutation {
+            path: path.to_path_buf(),
+            line,
+            token,
+            why,
+        }
+    })?;
     wild_type.apply(&mutations).map_err(|k| {
         let m = mutations[k];
         let token = m.display(index_base);
@@ -178,7 +177,12 @@ pub fn parse_mutations(
             path,
             line,
         )?;
-        let score = parse_score(row.get(y_col).unwrap_or(""), path, line, &options.score_column)?;
+        let score = parse_score(
+            row.get(y_col).unwrap_or(""),
+            path,
+            line,
+            &options.score_column,
+        )?;
         out.push(Record {
             id: genotype.to_string(),
             sequence,
@@ -202,12 +206,16 @@ mod tests {
     fn past_the_end_and_bad_tokens_are_named() {
         let wt: Sequence = "AR".parse().unwrap();
         let p = Path::new("m.csv");
-        let e = apply_genotype(&wt, "A5D", ':', 0, p, 4).unwrap_err().to_string();
+        let e = apply_genotype(&wt, "A5D", ':', 0, p, 4)
+            .unwrap_err()
+            .to_string();
         assert_eq!(
             e,
             "m.csv:4: bad mutation 'A5D': position is past the end of the wild type (length 2)"
         );
-        let e = apply_genotype(&wt, "A0D:Rx", ':', 0, p, 4).unwrap_err().to_string();
+        let e = apply_genotype(&wt, "A0D:Rx", ':', 0, p, 4)
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("m.csv:4: bad mutation 'Rx'"), "{e}");
     }
 }

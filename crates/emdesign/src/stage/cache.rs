@@ -36,11 +36,14 @@ fn hex(bytes: &[u8]) -> String {
 
 /// SHA-256 of a file's contents, hex.
 pub fn hash_file(path: &Path) -> Result<String> {
-    let mut file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut file =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
     loop {
-        let n = file.read(&mut buf).with_context(|| format!("cannot read {}", path.display()))?;
+        let n = file
+            .read(&mut buf)
+            .with_context(|| format!("cannot read {}", path.display()))?;
         if n == 0 {
             break;
         }
@@ -70,7 +73,12 @@ pub fn canonical_json(value: &serde_json::Value) -> String {
 }
 
 /// The fingerprint of one stage run.
-pub fn fingerprint(kind: &str, config: &serde_json::Value, inputs: &[PathBuf], upstream: &[(String, Key)]) -> Result<Key> {
+pub fn fingerprint(
+    kind: &str,
+    config: &serde_json::Value,
+    inputs: &[PathBuf],
+    upstream: &[(String, Key)],
+) -> Result<Key> {
     let mut h = Sha256::new();
     let mut field = |tag: &str, value: &str| {
         h.update(tag.as_bytes());
@@ -119,10 +127,13 @@ pub fn read_record(dir: &Path) -> Option<Record> {
 /// Write `bytes` to `path` atomically (temp file in the same directory, then rename).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path.file_name().map_or("out".into(), |n| n.to_string_lossy().into_owned());
+    let name = path
+        .file_name()
+        .map_or("out".into(), |n| n.to_string_lossy().into_owned());
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))
 }
 
 #[cfg(test)]
@@ -161,7 +172,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("abc");
         std::fs::write(&f, "abc").unwrap();
-        assert_eq!(hash_file(&f).unwrap(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(
+            hash_file(&f).unwrap(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 
     #[test]
@@ -169,7 +183,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("r.json");
         write_atomic(&f, b"{}").unwrap();
-        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("r.json")]);
     }
 }

@@ -9,7 +9,8 @@ use em_core::data::DataMatrix;
 
 /// Read an `x,y` CSV (an optional non-numeric header line; `#` comments and blank lines skipped).
 pub fn read(path: &Path) -> Result<DataMatrix> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut values = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -17,7 +18,11 @@ pub fn read(path: &Path) -> Result<DataMatrix> {
             continue;
         }
         let fields: Vec<&str> = line.split(',').map(str::trim).collect();
-        if values.is_empty() && fields.iter().any(|f| f.parse::<f32>().is_err()) && fields.len() == 2 && i == 0 {
+        if values.is_empty()
+            && fields.iter().any(|f| f.parse::<f32>().is_err())
+            && fields.len() == 2
+            && i == 0
+        {
             continue; // header
         }
         let at = || format!("{}:{}", path.display(), i + 1);
@@ -25,7 +30,9 @@ pub fn read(path: &Path) -> Result<DataMatrix> {
             bail!("{}: expected 2 columns `x,y`, found {}", at(), fields.len());
         }
         for (col, f) in fields.iter().enumerate() {
-            let v: f32 = f.parse().map_err(|_| anyhow!("{}: column {}: `{f}` is not a number", at(), col + 1))?;
+            let v: f32 = f
+                .parse()
+                .map_err(|_| anyhow!("{}: column {}: `{f}` is not a number", at(), col + 1))?;
             if !v.is_finite() {
                 bail!("{}: column {}: value `{f}` is not finite", at(), col + 1);
             }
@@ -66,10 +73,16 @@ mod tests {
         let p = dir.path().join("p.csv");
         std::fs::write(&p, "x,y\n1,2\n3,NaN\n").unwrap();
         let e = read(&p).unwrap_err().to_string();
-        assert!(e.ends_with("p.csv:3: column 2: value `NaN` is not finite"), "{e}");
+        assert!(
+            e.ends_with("p.csv:3: column 2: value `NaN` is not finite"),
+            "{e}"
+        );
         std::fs::write(&p, "1,2\n3\n").unwrap();
         let e = read(&p).unwrap_err().to_string();
-        assert!(e.ends_with("p.csv:2: expected 2 columns `x,y`, found 1"), "{e}");
+        assert!(
+            e.ends_with("p.csv:2: expected 2 columns `x,y`, found 1"),
+            "{e}"
+        );
         std::fs::write(&p, "x,y\n").unwrap();
         assert!(read(&p).unwrap_err().to_string().ends_with("no points"));
     }

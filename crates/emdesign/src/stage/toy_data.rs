@@ -67,7 +67,10 @@ impl Stage for ToyDataStage {
         points::write(&ctx.out.join("train.csv"), train.values())?;
         points::write(&ctx.out.join("eval.csv"), eval.values())?;
         Ok(Outcome {
-            headline: vec![("train".into(), train.n().to_string()), ("eval".into(), eval.n().to_string())],
+            headline: vec![
+                ("train".into(), train.n().to_string()),
+                ("eval".into(), eval.n().to_string()),
+            ],
             metrics: serde_json::json!({ "n_train": train.n(), "n_eval": eval.n() }),
         })
     }

@@ -31,7 +31,9 @@ pub struct ToyEnergyStage {
 
 impl ToyEnergyStage {
     fn model_config(&self) -> MlpPotentialConfig {
-        MlpPotentialConfig::new(2).with_hidden(self.cfg.hidden).with_blocks(self.cfg.depth)
+        MlpPotentialConfig::new(2)
+            .with_hidden(self.cfg.hidden)
+            .with_blocks(self.cfg.depth)
     }
 
     fn train_config(&self) -> TrainConfig {
@@ -57,16 +59,48 @@ impl ToyEnergyStage {
 /// The trained potential (EMA weights, no autodiff) from a finished energy stage directory.
 pub fn load_potential(energy_dir: &Path, cfg: &Energy) -> Result<MlpPotential> {
     let dir = energy_dir.join(CHECKPOINTS);
-    let path = checkpoint::latest(&dir)?.with_context(|| format!("no checkpoint in {}", dir.display()))?;
+    let path =
+        checkpoint::latest(&dir)?.with_context(|| format!("no checkpoint in {}", dir.display()))?;
     let device = Device::flex().autodiff();
-    let mc = MlpPotentialConfig::new(2).with_hidden(cfg.hidden).with_blocks(cfg.depth);
-    let loaded = checkpoint::load(&path, mc.init(&device), mc.init(&device), burn::optim::AdamConfig::new().init())?;
+    let mc = MlpPotentialConfig::new(2)
+        .with_hidden(cfg.hidden)
+        .with_blocks(cfg.depth);
+    let loaded = checkpoint::load(
+        &path,
+        mc.init(&device),
+        mc.init(&device),
+        burn::optim::AdamConfig::new().init(),
+    )?;
     Ok(loaded.ema.valid())
+}
+
+/// Checkpoints kept in the stage directory (older ones are deleted as training goes).
+pub const KEEP_CHECKPOINTS: usize = 2;
+
+/// Delete all but the newest `keep` `ckpt-*.emck` files of `dir` (names sort by step).
+fn prune_checkpoints(dir: &Path, keep: usize) -> Result<()> {
+    let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot list {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("ckpt-") && n.ends_with(".emck"))
+        })
+        .collect();
+    names.sort();
+    for old in names.iter().rev().skip(keep) {
+        std::fs::remove_file(old)
+            .with_context(|| format!("cannot remove old checkpoint {}", old.display()))?;
+    }
+    Ok(())
 }
 
 /// Keep only the log lines of steps `<= step` (the steps a resumed trainer has really done).
 fn truncate_log(path: &Path, step: u64) -> Result<()> {
-    let Ok(text) = std::fs::read_to_string(path) else { return Ok(()) };
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Ok(());
+    };
     let kept: Vec<&str> = text
         .lines()
         .filter(|l| {
@@ -107,8 +141,11 @@ impl Stage for ToyEnergyStage {
         let device = Device::flex().autodiff();
         device.seed(step_seed(self.seed, SEED_INIT));
         let ckpt_dir: PathBuf = ctx.out.join(CHECKPOINTS);
-        std::fs::create_dir_all(&ckpt_dir).with_context(|| format!("cannot create {}", ckpt_dir.display()))?;
-        let trainer = Trainer::new(mc.init(&device), settings).with_checkpoint_dir(&ckpt_dir).resume()?;
+        std::fs::create_dir_all(&ckpt_dir)
+            .with_context(|| format!("cannot create {}", ckpt_dir.display()))?;
+        let trainer = Trainer::new(mc.init(&device), settings)
+            .with_checkpoint_dir(&ckpt_dir)
+            .resume()?;
         let resumed_at = trainer.step_count();
         let log = ctx.out.join("train_log.jsonl");
         truncate_log(&log, resumed_at)?;
@@ -123,8 +160,9 @@ impl Stage for ToyEnergyStage {
             let r = trainer.step(&data)?;
             bar.set_position(r.step);
             bar.set_message(format!("{} flow {:.4}", r.phase, r.flow));
-            if r.step % every == 0 || r.step == total {
+            if r.step.is_multiple_of(every) || r.step == total {
                 trainer.save_checkpoint()?;
+                prune_checkpoints(&ckpt_dir, KEEP_CHECKPOINTS)?;
             }
             last = Some(r);
         }
@@ -159,11 +197,37 @@ mod tests {
     use super::*;
 
     #[test]
+    fn prune_keeps_the_newest() {
+        let dir = tempfile::tempdir().unwrap();
+        for step in [5u64, 10, 100, 20] {
+            std::fs::write(dir.path().join(checkpoint::file_name(step)), b"x").unwrap();
+        }
+        std::fs::write(dir.path().join("other.txt"), b"x").unwrap();
+        prune_checkpoints(dir.path(), 2).unwrap();
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                checkpoint::file_name(100),
+                checkpoint::file_name(20),
+                "other.txt".into()
+            ]
+        );
+    }
+
+    #[test]
     fn truncate_log_keeps_done_steps() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("log.jsonl");
         std::fs::write(&p, "{\"step\":1}\n{\"step\":2}\n{\"step\":3}\n{\"ste").unwrap();
         truncate_log(&p, 2).unwrap();
-        assert_eq!(std::fs::read_to_string(&p).unwrap(), "{\"step\":1}\n{\"step\":2}\n");
+        assert_eq!(
+            std::fs::read_to_string(&p).unwrap(),
+            "{\"step\":1}\n{\"step\":2}\n"
+        );
     }
 }

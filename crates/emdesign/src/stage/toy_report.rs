@@ -53,18 +53,42 @@ impl Stage for ToyReportStage {
         let (lo, hi, g) = (-3.0, 3.0, self.cfg.grid);
         let step = (hi - lo) / g as f64;
         let grid: Vec<f32> = (0..g * g)
-            .flat_map(|i| [lo + (i % g) as f64 * step + step / 2.0, lo + (i / g) as f64 * step + step / 2.0])
+            .flat_map(|i| {
+                [
+                    lo + (i % g) as f64 * step + step / 2.0,
+                    lo + (i / g) as f64 * step + step / 2.0,
+                ]
+            })
             .map(|v| v as f32)
             .collect();
         let x = Tensor::<2>::from_data(TensorData::new(grid, [g * g, 2]), &Device::flex());
-        let v: Vec<f64> = potential.energy(x).into_data().convert::<f64>().try_to_vec().map_err(|e| anyhow::anyhow!("{e:?}"))?;
-        let field = Field { lo, hi, grid: g, values: v };
-        plot::toy2d(&ctx.out.join("samples.png"), &field, eval.values(), samples.values())?;
+        let v: Vec<f64> = potential
+            .energy(x)
+            .into_data()
+            .convert::<f64>()
+            .try_to_vec()
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        let field = Field {
+            lo,
+            hi,
+            grid: g,
+            values: v,
+        };
+        plot::toy2d(
+            &ctx.out.join("samples.png"),
+            &field,
+            eval.values(),
+            samples.values(),
+        )?;
 
         let mut stages = Vec::new();
         for name in ["data", "energy", "sample"] {
             if let Some(r) = cache::read_record(ctx.input(name)?) {
-                stages.push(StageTime { stage: name.into(), wall_secs: r.wall_secs, key: r.key.short().into() });
+                stages.push(StageTime {
+                    stage: name.into(),
+                    wall_secs: r.wall_secs,
+                    key: r.key.short().into(),
+                });
             }
         }
         let report = Report {
@@ -72,15 +96,26 @@ impl Stage for ToyReportStage {
             kind: self.header.kind.clone(),
             seed: self.header.seed,
             metrics: vec![
-                ("mmd".into(), mmd, format!("samples vs held-out target, RBF bandwidth {bw}")),
-                ("mmd_noise".into(), mmd_noise, "N(0, I) noise vs held-out target (scale reference)".into()),
+                (
+                    "mmd".into(),
+                    mmd,
+                    format!("samples vs held-out target, RBF bandwidth {bw}"),
+                ),
+                (
+                    "mmd_noise".into(),
+                    mmd_noise,
+                    "N(0, I) noise vs held-out target (scale reference)".into(),
+                ),
             ],
             stages,
             details: serde_json::json!({ "n_samples": samples.n(), "n_eval": eval.n() }),
         };
         report.write(ctx.out)?;
         Ok(Outcome {
-            headline: vec![("mmd".into(), format!("{mmd:.4}")), ("mmd_noise".into(), format!("{mmd_noise:.4}"))],
+            headline: vec![
+                ("mmd".into(), format!("{mmd:.4}")),
+                ("mmd_noise".into(), format!("{mmd_noise:.4}")),
+            ],
             metrics: serde_json::json!({ "mmd": mmd, "mmd_noise": mmd_noise }),
         })
     }

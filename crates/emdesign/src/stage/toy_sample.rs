@@ -32,7 +32,9 @@ pub struct ToySampleStage {
 /// `n` standard-normal 2D points drawn with `seed`.
 pub fn noise(n: usize, seed: u64) -> Vec<f32> {
     let mut rng = StdRng::seed_from_u64(seed);
-    (0..2 * n).map(|_| StandardNormal.sample(&mut rng)).collect()
+    (0..2 * n)
+        .map(|_| StandardNormal.sample(&mut rng))
+        .collect()
 }
 
 impl Stage for ToySampleStage {
@@ -53,18 +55,38 @@ impl Stage for ToySampleStage {
         let potential = load_potential(ctx.input("energy")?, &self.energy)?;
         let device = Device::flex();
         let x0 = Tensor::<2>::from_data(
-            TensorData::new(noise(self.cfg.n, step_seed(self.seed, SEED_NOISE)), [self.cfg.n, 2]),
+            TensorData::new(
+                noise(self.cfg.n, step_seed(self.seed, SEED_NOISE)),
+                [self.cfg.n, 2],
+            ),
             &device,
         );
-        let schedule = Schedule::Ramp { tau_star: self.cfg.tau_star, eps_max: self.cfg.eps_max };
+        let schedule = Schedule::Ramp {
+            tau_star: self.cfg.tau_star,
+            eps_max: self.cfg.eps_max,
+        };
         let lc = LangevinConfig::new(self.cfg.steps, self.cfg.dt, schedule);
         let bar = ctx.progress.bar("sample", 1);
-        let out = sample(&potential, &[], x0, &lc, step_seed(self.seed, SEED_LANGEVIN))?;
+        let out = sample(
+            &potential,
+            &[],
+            x0,
+            &lc,
+            step_seed(self.seed, SEED_LANGEVIN),
+        )?;
         bar.finish_and_clear();
-        let values: Vec<f32> = out.x.into_data().convert::<f32>().try_to_vec().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        let values: Vec<f32> = out
+            .x
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec()
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
         points::write(&ctx.out.join("samples.csv"), &values)?;
         Ok(Outcome {
-            headline: vec![("n".into(), self.cfg.n.to_string()), ("steps".into(), self.cfg.steps.to_string())],
+            headline: vec![
+                ("n".into(), self.cfg.n.to_string()),
+                ("steps".into(), self.cfg.steps.to_string()),
+            ],
             metrics: serde_json::json!({ "n": self.cfg.n, "t_end": self.cfg.steps as f64 * self.cfg.dt }),
         })
     }

@@ -3,6 +3,7 @@
 
 pub mod plan;
 pub mod raw;
+pub mod toy2d;
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -25,7 +26,10 @@ impl Source {
     pub fn read(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read workflow file {}", path.display()))?;
-        Ok(Self { path: path.to_path_buf(), text })
+        Ok(Self {
+            path: path.to_path_buf(),
+            text,
+        })
     }
 
     /// 1-based line and column of a byte offset.
@@ -51,7 +55,9 @@ impl Source {
                 table = t.trim_matches(|c| c == '[' || c == ']').trim().to_string();
             }
             if (start..end.max(start + 1)).contains(&offset) {
-                key = t.split_once('=').map(|(k, _)| k.trim().trim_matches('"').to_string());
+                key = t
+                    .split_once('=')
+                    .map(|(k, _)| k.trim().trim_matches('"').to_string());
                 break;
             }
             start = end;
@@ -64,9 +70,17 @@ impl Source {
     }
 
     /// An error located at `span`, naming `field`: `file:line:col: field `f`: msg`.
-    pub fn error_at(&self, span: Range<usize>, field: &str, msg: impl std::fmt::Display) -> anyhow::Error {
+    pub fn error_at(
+        &self,
+        span: Range<usize>,
+        field: &str,
+        msg: impl std::fmt::Display,
+    ) -> anyhow::Error {
         let (line, col) = self.line_col(span.start);
-        anyhow!("{}:{line}:{col}: field `{field}`: {msg}", self.path.display())
+        anyhow!(
+            "{}:{line}:{col}: field `{field}`: {msg}",
+            self.path.display()
+        )
     }
 
     /// Turn a toml deserialisation error into a located one naming the field.
@@ -97,7 +111,10 @@ mod tests {
     use super::*;
 
     fn src(text: &str) -> Source {
-        Source { path: "w.toml".into(), text: text.into() }
+        Source {
+            path: "w.toml".into(),
+            text: text.into(),
+        }
     }
 
     #[test]
@@ -123,6 +140,9 @@ mod tests {
         let s = src(text);
         let err = toml::from_str::<raw::RawToy2d>(text).unwrap_err();
         let msg = s.toml_error(&err).to_string();
-        assert!(msg.starts_with("w.toml:4:11: field `data.n_train`:"), "{msg}");
+        assert!(
+            msg.starts_with("w.toml:4:11: field `data.n_train`:"),
+            "{msg}"
+        );
     }
 }

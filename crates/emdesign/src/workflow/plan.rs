@@ -4,15 +4,13 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use serde::Serialize;
 use toml::Spanned;
 
 use super::Source;
-use super::raw::{RawHeadOnly, RawToy2d};
-
-/// The 2D targets `em_core::toy` provides.
-pub const TOY_TARGETS: [&str; 3] = ["two-moons", "8gaussians", "checkerboard"];
+use super::raw::RawHeadOnly;
+pub use super::toy2d::{Energy, Report, Sample, TOY_TARGETS, Toy2d, ToyData};
 
 /// A checked workflow, ready to run.
 #[derive(Debug, Clone)]
@@ -43,96 +41,6 @@ pub enum Body {
     Toy2d(Toy2d),
 }
 
-/// A toy2d workflow: data -> energy -> sample -> report.
-#[derive(Debug, Clone, Serialize)]
-pub struct Toy2d {
-    /// `[data]`.
-    pub data: ToyData,
-    /// `[energy]`.
-    pub energy: Energy,
-    /// `[sample]`.
-    pub sample: Sample,
-    /// `[report]`.
-    pub report: Report,
-}
-
-/// Where the 2D training points come from.
-#[derive(Debug, Clone, Serialize)]
-pub struct ToyData {
-    /// A named `em_core::toy` target (absent when `points` is given).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub target: Option<String>,
-    /// An `x,y` CSV file, absolute path.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub points: Option<PathBuf>,
-    /// Training points.
-    pub n_train: usize,
-    /// Held-out points for the MMD check.
-    pub n_eval: usize,
-}
-
-/// The potential network and its training.
-#[derive(Debug, Clone, Serialize)]
-pub struct Energy {
-    /// Hidden width of the MLP.
-    pub hidden: usize,
-    /// Hidden layers.
-    pub depth: usize,
-    /// Trainer settings.
-    pub train: Train,
-}
-
-/// Energy Matching trainer settings.
-#[derive(Debug, Clone, Serialize)]
-pub struct Train {
-    /// Total steps.
-    pub steps: usize,
-    /// Flow warm-up steps (then contrastive).
-    pub warmup_steps: usize,
-    /// Minibatch size.
-    pub batch_size: usize,
-    /// Adam learning rate.
-    pub lr: f64,
-    /// Contrastive weight.
-    pub lambda_cd: f64,
-    /// Maximum temperature of the negatives' chains.
-    pub eps_max: f64,
-    /// Start of the negatives' temperature ramp.
-    pub tau_star: f64,
-    /// Langevin steps per negative batch.
-    pub langevin_steps: usize,
-    /// Langevin step size for negatives.
-    pub langevin_dt: f64,
-    /// EMA decay.
-    pub ema_decay: f64,
-    /// Checkpoint period in steps.
-    pub checkpoint_every: usize,
-}
-
-/// Langevin sampling from noise.
-#[derive(Debug, Clone, Serialize)]
-pub struct Sample {
-    /// Number of samples.
-    pub n: usize,
-    /// Steps.
-    pub steps: usize,
-    /// Step size.
-    pub dt: f64,
-    /// Maximum temperature.
-    pub eps_max: f64,
-    /// Start of the temperature ramp eps(t).
-    pub tau_star: f64,
-}
-
-/// Report settings.
-#[derive(Debug, Clone, Serialize)]
-pub struct Report {
-    /// Contour grid cells per axis.
-    pub grid: usize,
-    /// MMD RBF bandwidth.
-    pub mmd_bandwidth: f64,
-}
-
 impl Plan {
     /// The stage names in run order.
     pub fn stage_names(&self) -> &'static [&'static str] {
@@ -151,37 +59,81 @@ impl Plan {
             body: &'a T,
         }
         let text = match &self.body {
-            Body::Toy2d(t) => toml::to_string(&Resolved { workflow: &self.workflow, body: t })?,
+            Body::Toy2d(t) => toml::to_string(&Resolved {
+                workflow: &self.workflow,
+                body: t,
+            })?,
         };
         Ok(text)
     }
 }
 
 /// Range checks that name the field and the line of the offending value.
-struct Check<'a> {
-    src: &'a Source,
+pub(super) struct Check<'a> {
+    pub(super) src: &'a Source,
 }
 
 impl Check<'_> {
-    fn int(&self, field: &str, v: &Option<Spanned<i64>>, default: usize, lo: usize, hi: usize) -> Result<usize> {
+    pub(super) fn int(
+        &self,
+        field: &str,
+        v: &Option<Spanned<i64>>,
+        default: usize,
+        lo: usize,
+        hi: usize,
+    ) -> Result<usize> {
         let Some(v) = v else { return Ok(default) };
         let x = *v.get_ref();
         if x < lo as i64 || x > hi as i64 {
-            return Err(self.src.error_at(v.span(), field, format!("must be in {lo}..={hi}, got {x}")));
+            return Err(self.src.error_at(
+                v.span(),
+                field,
+                format!("must be in {lo}..={hi}, got {x}"),
+            ));
         }
         Ok(x as usize)
     }
 
-    fn float(&self, field: &str, v: &Option<Spanned<f64>>, default: f64, lo: f64, hi: f64, open_lo: bool) -> Result<f64> {
+    pub(super) fn float(
+        &self,
+        field: &str,
+        v: &Option<Spanned<f64>>,
+        default: f64,
+        lo: f64,
+        hi: f64,
+        open_lo: bool,
+    ) -> Result<f64> {
         let Some(v) = v else { return Ok(default) };
         let x = *v.get_ref();
         let above = if open_lo { x > lo } else { x >= lo };
         if !x.is_finite() || !above || x > hi {
             let lb = if open_lo { "(" } else { "[" };
-            return Err(self.src.error_at(v.span(), field, format!("must be in {lb}{lo}, {hi}], got {x}")));
+            return Err(self.src.error_at(
+                v.span(),
+                field,
+                format!("must be in {lb}{lo}, {hi}], got {x}"),
+            ));
         }
         Ok(x)
     }
+}
+
+/// Remove `.` and `name/..` pairs without touching the file system (for readable paths).
+fn normalise(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir
+                if matches!(out.components().next_back(), Some(Component::Normal(_))) =>
+            {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 /// Parse and check a workflow source; `run_dir` (from `--run-dir`) overrides the file's.
@@ -189,7 +141,7 @@ pub fn build(src: &Source, run_dir: Option<&Path>) -> Result<Plan> {
     let head: RawHeadOnly = toml::from_str(&src.text).map_err(|e| src.toml_error(&e))?;
     let kind = head.workflow.kind.get_ref().as_str();
     match kind {
-        "toy2d" => build_toy2d(src, run_dir),
+        "toy2d" => super::toy2d::build(src, run_dir),
         "protein" | "image" => Err(src.error_at(
             head.workflow.kind.span(),
             "workflow.kind",
@@ -203,19 +155,35 @@ pub fn build(src: &Source, run_dir: Option<&Path>) -> Result<Plan> {
     }
 }
 
-fn base_dir(src: &Source) -> PathBuf {
+pub(super) fn base_dir(src: &Source) -> PathBuf {
     let dir = src.path.parent().unwrap_or(Path::new("."));
-    let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
     std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf())
 }
 
-fn header(src: &Source, raw: &super::raw::RawHeader, run_dir: Option<&Path>) -> Result<Header> {
+pub(super) fn header(
+    src: &Source,
+    raw: &super::raw::RawHeader,
+    run_dir: Option<&Path>,
+) -> Result<Header> {
     let base = base_dir(src);
-    let stem = src.path.file_stem().map_or("workflow".into(), |s| s.to_string_lossy().into_owned());
+    let stem = src
+        .path
+        .file_stem()
+        .map_or("workflow".into(), |s| s.to_string_lossy().into_owned());
     let run_dir = match run_dir {
         Some(d) => std::path::absolute(d)?,
-        None => base.join(raw.run_dir.clone().unwrap_or_else(|| format!("runs/{stem}"))),
+        None => base.join(
+            raw.run_dir
+                .clone()
+                .unwrap_or_else(|| format!("runs/{stem}")),
+        ),
     };
+    let run_dir = normalise(&run_dir);
     Ok(Header {
         kind: raw.kind.get_ref().clone(),
         name: raw.name.clone().unwrap_or(stem),
@@ -224,83 +192,15 @@ fn header(src: &Source, raw: &super::raw::RawHeader, run_dir: Option<&Path>) -> 
     })
 }
 
-fn build_toy2d(src: &Source, run_dir: Option<&Path>) -> Result<Plan> {
-    let raw: RawToy2d = toml::from_str(&src.text).map_err(|e| src.toml_error(&e))?;
-    let c = Check { src };
-    let workflow = header(src, &raw.workflow, run_dir)?;
-    let d = &raw.data;
-    let (target, points) = match (&d.target, &d.points) {
-        (Some(_), Some(p)) => {
-            return Err(src.error_at(p.span(), "data.points", "give either `target` or `points`, not both"));
-        }
-        (None, None) => bail!("{}: table `[data]` needs `target` or `points`", src.path.display()),
-        (Some(t), None) => {
-            if !TOY_TARGETS.contains(&t.get_ref().as_str()) {
-                return Err(src.error_at(
-                    t.span(),
-                    "data.target",
-                    format!("unknown target `{}`, expected one of {}", t.get_ref(), TOY_TARGETS.join(", ")),
-                ));
-            }
-            (Some(t.get_ref().clone()), None)
-        }
-        (None, Some(p)) => {
-            let path = base_dir(src).join(p.get_ref());
-            if !path.is_file() {
-                return Err(src.error_at(p.span(), "data.points", format!("file not found: {}", path.display())));
-            }
-            (None, Some(path))
-        }
-    };
-    let data = super::plan::ToyData {
-        target,
-        points,
-        n_train: c.int("data.n_train", &d.n_train, 4096, 16, 10_000_000)?,
-        n_eval: c.int("data.n_eval", &d.n_eval, 2000, 16, 1_000_000)?,
-    };
-    let t = &raw.energy.train;
-    let steps = c.int("energy.train.steps", &t.steps, 2000, 1, 100_000_000)?;
-    let train = Train {
-        steps,
-        warmup_steps: c.int("energy.train.warmup_steps", &t.warmup_steps, steps * 3 / 4, 0, steps)?,
-        batch_size: c.int("energy.train.batch_size", &t.batch_size, 256, 2, 1_000_000)?,
-        lr: c.float("energy.train.lr", &t.lr, 1e-3, 0.0, 1.0, true)?,
-        lambda_cd: c.float("energy.train.lambda_cd", &t.lambda_cd, 0.1, 0.0, 1e6, false)?,
-        eps_max: c.float("energy.train.eps_max", &t.eps_max, 0.01, 0.0, 100.0, false)?,
-        tau_star: c.float("energy.train.tau_star", &t.tau_star, 0.5, 0.0, 0.999_999, false)?,
-        langevin_steps: c.int("energy.train.langevin_steps", &t.langevin_steps, 50, 1, 100_000)?,
-        langevin_dt: c.float("energy.train.langevin_dt", &t.langevin_dt, 0.01, 0.0, 10.0, true)?,
-        ema_decay: c.float("energy.train.ema_decay", &t.ema_decay, 0.99, 0.0, 0.999_999, false)?,
-        checkpoint_every: c.int("energy.train.checkpoint_every", &t.checkpoint_every, 100, 1, 100_000_000)?,
-    };
-    let e = &raw.energy;
-    let energy = Energy {
-        hidden: c.int("energy.hidden", &e.hidden, 64, 1, 65_536)?,
-        depth: c.int("energy.depth", &e.depth, 3, 1, 64)?,
-        train,
-    };
-    let s = &raw.sample;
-    let sample = Sample {
-        n: c.int("sample.n", &s.n, 2000, 1, 10_000_000)?,
-        steps: c.int("sample.steps", &s.steps, 200, 1, 1_000_000)?,
-        dt: c.float("sample.dt", &s.dt, 0.01, 0.0, 10.0, true)?,
-        eps_max: c.float("sample.eps_max", &s.eps_max, 0.01, 0.0, 100.0, false)?,
-        tau_star: c.float("sample.tau_star", &s.tau_star, 0.5, 0.0, 0.999_999, false)?,
-    };
-    let r = &raw.report;
-    let report = Report {
-        grid: c.int("report.grid", &r.grid, 60, 4, 1000)?,
-        mmd_bandwidth: c.float("report.mmd_bandwidth", &r.mmd_bandwidth, 0.5, 0.0, 1e6, true)?,
-    };
-    Ok(Plan { workflow, body: Body::Toy2d(Toy2d { data, energy, sample, report }) })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn src(text: &str) -> Source {
-        Source { path: "dir/w.toml".into(), text: text.into() }
+        Source {
+            path: "dir/w.toml".into(),
+            text: text.into(),
+        }
     }
 
     const MIN: &str = "[workflow]\nkind = \"toy2d\"\n[data]\ntarget = \"two-moons\"\n";
@@ -312,6 +212,12 @@ mod tests {
         assert_eq!(t.energy.train.steps, 2000);
         assert_eq!(plan.workflow.name, "w");
         assert!(plan.workflow.run_dir.ends_with("dir/runs/w"));
+        let text = MIN.replace("kind", "run_dir = \"../out/./r\"\nkind");
+        let plan = build(&src(&text), None).unwrap();
+        assert!(
+            plan.workflow.run_dir.ends_with("out/r")
+                && !plan.workflow.run_dir.to_string_lossy().contains("..")
+        );
         assert_eq!(plan.stage_names(), ["data", "energy", "sample", "report"]);
     }
 
@@ -319,22 +225,35 @@ mod tests {
     fn out_of_range_names_field_and_line() {
         let text = format!("{MIN}[energy.train]\nlr = 5.0\n");
         let err = build(&src(&text), None).unwrap_err().to_string();
-        assert!(err.starts_with("dir/w.toml:6:6: field `energy.train.lr`: must be in (0, 1], got 5"), "{err}");
+        assert!(
+            err.starts_with("dir/w.toml:6:6: field `energy.train.lr`: must be in (0, 1], got 5"),
+            "{err}"
+        );
     }
 
     #[test]
     fn warmup_longer_than_training_is_refused() {
         let text = format!("{MIN}[energy.train]\nsteps = 10\nwarmup_steps = 11\n");
         let err = build(&src(&text), None).unwrap_err().to_string();
-        assert!(err.contains("dir/w.toml:7:16: field `energy.train.warmup_steps`"), "{err}");
+        assert!(
+            err.contains("dir/w.toml:7:16: field `energy.train.warmup_steps`"),
+            "{err}"
+        );
     }
 
     #[test]
     fn unknown_kind_and_target_are_located() {
-        let err = build(&src("[workflow]\nkind = \"nope\"\n"), None).unwrap_err().to_string();
+        let err = build(&src("[workflow]\nkind = \"nope\"\n"), None)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("w.toml:2:8: field `workflow.kind`"), "{err}");
-        let err = build(&src(&MIN.replace("two-moons", "moons")), None).unwrap_err().to_string();
-        assert!(err.contains("w.toml:4:10: field `data.target`: unknown target `moons`"), "{err}");
+        let err = build(&src(&MIN.replace("two-moons", "moons")), None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("w.toml:4:10: field `data.target`: unknown target `moons`"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -1,5 +1,8 @@
 //! Plain serde structs mirroring the workflow TOML, with unknown fields rejected and the
 //! spans of checked values kept, so `plan.rs` can name the line of a value it refuses.
+//! Every file has a `[workflow]` table whose `kind` picks the schema of the rest, read in a
+//! second pass: one table per stage (`toy2d`: data, energy, sample, report; later `protein`:
+//! data, predictor, energy, design, evaluate, report), `[energy.train]` shared by all kinds.
 
 use serde::Deserialize;
 use toml::Spanned;

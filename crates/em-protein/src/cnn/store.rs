@@ -1,0 +1,131 @@
+//! Reading and writing a [`Cnn`] as safetensors with the GGS/PyTorch tensor names and
+//! layout (burn-store and its PyTorch adapters), with errors naming the file and tensor.
+
+use std::path::Path;
+
+use burn::prelude::*;
+use burn::store::{
+    ApplyError, BurnToPyTorchAdapter, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore,
+};
+
+use super::{Cnn, CnnConfig, CnnError};
+
+impl CnnConfig {
+    /// Load weights saved with the GGS tensor names (PyTorch layout) from a safetensors file.
+    /// Every tensor must be present with the configured shape, and no other may be.
+    pub fn load(&self, path: impl AsRef<Path>, device: &Device) -> Result<Cnn, CnnError> {
+        let path = path.as_ref();
+        let mut cnn = self.skeleton(device);
+        let mut store = SafetensorsStore::from_file(path)
+            .with_from_adapter(PyTorchToBurnAdapter)
+            .allow_partial(true)
+            .validate(false);
+        let result = cnn.load_from(&mut store).map_err(|e| CnnError::Store {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        if let Some(err) = result.errors.first() {
+            let (tensor, message) = match err {
+                ApplyError::ShapeMismatch {
+                    path,
+                    expected,
+                    found,
+                } => (
+                    path.clone(),
+                    format!(
+                        "shape {found:?} does not fit the configured model ({expected:?} \
+                         expected; PyTorch layout for Linear weights)"
+                    ),
+                ),
+                ApplyError::DTypeMismatch {
+                    path,
+                    expected,
+                    found,
+                } => (
+                    path.clone(),
+                    format!("dtype {found:?}, expected {expected:?}"),
+                ),
+                ApplyError::AdapterError { path, message }
+                | ApplyError::LoadError { path, message } => (path.clone(), message.clone()),
+            };
+            return Err(CnnError::BadTensor {
+                path: path.to_path_buf(),
+                tensor,
+                message,
+            });
+        }
+        if let Some((tensor, _)) = result.missing.first() {
+            return Err(CnnError::MissingTensor {
+                path: path.to_path_buf(),
+                tensor: tensor.clone(),
+            });
+        }
+        if let Some(tensor) = result.unused.first() {
+            return Err(CnnError::UnexpectedTensor {
+                path: path.to_path_buf(),
+                tensor: tensor.clone(),
+            });
+        }
+        Ok(cnn)
+    }
+}
+
+impl Cnn {
+    /// The GGS oracle/predictor shape ([`CnnConfig::new`] defaults) loaded from `path`.
+    pub fn load(path: impl AsRef<Path>, device: &Device) -> Result<Self, CnnError> {
+        CnnConfig::new().load(path, device)
+    }
+
+    /// Save to safetensors with the GGS/PyTorch names and layout, loadable by
+    /// [`CnnConfig::load`]. The write is atomic (scratch file, then rename over `path`).
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<(), CnnError> {
+        let path = path.as_ref();
+        let mut store = SafetensorsStore::from_file(path)
+            .with_to_adapter(BurnToPyTorchAdapter)
+            .metadata("model", "ggs-cnn")
+            .overwrite(true);
+        self.save_into(&mut store).map_err(|e| CnnError::Store {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny() -> CnnConfig {
+        CnnConfig::new()
+            .with_kernel_size(3)
+            .with_channels(4)
+            .with_embedding(6)
+    }
+
+    #[test]
+    fn save_then_load_round_trips_and_errors_name_the_tensor() {
+        let device = Device::flex();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cnn.safetensors");
+        let cnn = tiny().init(9, &device);
+        cnn.save(&path).unwrap();
+        cnn.save(&path).unwrap(); // overwrites
+        let back = tiny().load(&path, &device).unwrap();
+        assert_eq!(back.weights(), cnn.weights());
+        // a different shape: the message names file and tensor
+        let err = tiny()
+            .with_channels(5)
+            .load(&path, &device)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("cnn.safetensors") && err.contains("encoder"),
+            "{err}"
+        );
+        let err = tiny()
+            .load(dir.path().join("absent.safetensors"), &device)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("absent.safetensors"), "{err}");
+    }
+}

@@ -1,0 +1,366 @@
+//! The runner: skip fresh stages, run stale ones into a staging directory (`.<name>.tmp`, or
+//! `<name>.partial` for resumable stages, which survives a kill), write the completion record
+//! last and rename the directory into place; `--force STAGE` redoes it and what follows.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+
+use super::cache::{self, Key, Record};
+use super::{Stage, StageCtx};
+use crate::progress::Progress;
+
+/// Whether a stage was reused or run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Output found with a matching key.
+    Fresh,
+    /// Ran now.
+    Ran,
+}
+
+/// One stage's result in a run.
+#[derive(Debug, Clone)]
+pub struct StageReport {
+    /// Fresh or ran.
+    pub status: Status,
+    /// Its completion record (wall time is that of the run that produced it).
+    pub record: Record,
+    /// Wall time spent in this invocation (0 when fresh).
+    pub wall_secs: f64,
+}
+
+/// The run directory and what to redo.
+pub struct Runner {
+    /// Where every stage's directory lives.
+    pub run_dir: PathBuf,
+    /// Redo this stage and every one after it.
+    pub force: Option<String>,
+    /// Progress and summary output.
+    pub progress: Progress,
+}
+
+/// Name of a resumable stage's working directory.
+fn partial_dir(run_dir: &Path, name: &str) -> PathBuf {
+    run_dir.join(format!("{name}.partial"))
+}
+
+/// Name of a non-resumable stage's staging directory.
+fn tmp_dir(run_dir: &Path, name: &str) -> PathBuf {
+    run_dir.join(format!(".{name}.tmp"))
+}
+
+const PARTIAL_KEY: &str = ".key";
+
+impl Runner {
+    /// Each stage's key and whether its finished output matches it, without running anything.
+    pub fn status(&self, stages: &[Box<dyn Stage>]) -> Result<Vec<(String, Key, bool)>> {
+        let mut keys: BTreeMap<String, Key> = BTreeMap::new();
+        let mut out = Vec::new();
+        for stage in stages {
+            let key = stage.key(&upstream_keys(stage.as_ref(), &keys)?)?;
+            let fresh =
+                cache::read_record(&self.run_dir.join(stage.name())).is_some_and(|r| r.key == key);
+            keys.insert(stage.name().to_string(), key.clone());
+            out.push((stage.name().to_string(), key, fresh));
+        }
+        Ok(out)
+    }
+
+    /// Run the stages in order: fresh ones are reused, the rest run atomically.
+    pub fn run(&self, stages: &[Box<dyn Stage>]) -> Result<Vec<StageReport>> {
+        if let Some(f) = &self.force
+            && !stages.iter().any(|s| s.name() == f)
+        {
+            let names: Vec<_> = stages.iter().map(|s| s.name()).collect();
+            bail!(
+                "--force: no stage named `{f}` (stages: {})",
+                names.join(", ")
+            );
+        }
+        std::fs::create_dir_all(&self.run_dir)
+            .with_context(|| format!("cannot create run directory {}", self.run_dir.display()))?;
+        let mut keys: BTreeMap<String, Key> = BTreeMap::new();
+        let mut dirs: BTreeMap<String, PathBuf> = BTreeMap::new();
+        let mut forcing = false;
+        let mut reports = Vec::new();
+        for stage in stages {
+            let name = stage.name().to_string();
+            forcing |= self.force.as_deref() == Some(name.as_str());
+            let key = stage.key(&upstream_keys(stage.as_ref(), &keys)?)?;
+            let final_dir = self.run_dir.join(&name);
+            let report = match cache::read_record(&final_dir) {
+                Some(record) if record.key == key && !forcing => StageReport {
+                    status: Status::Fresh,
+                    record,
+                    wall_secs: 0.0,
+                },
+                _ => self.run_one(stage.as_ref(), &key, &dirs, forcing)?,
+            };
+            self.progress.line(&summary_line(&report));
+            keys.insert(name.clone(), key);
+            dirs.insert(name, final_dir);
+            reports.push(report);
+        }
+        Ok(reports)
+    }
+
+    fn run_one(
+        &self,
+        stage: &dyn Stage,
+        key: &Key,
+        dirs: &BTreeMap<String, PathBuf>,
+        forcing: bool,
+    ) -> Result<StageReport> {
+        let name = stage.name();
+        let final_dir = self.run_dir.join(name);
+        let staging = if stage.resumable() {
+            partial_dir(&self.run_dir, name)
+        } else {
+            tmp_dir(&self.run_dir, name)
+        };
+        let reuse = stage.resumable()
+            && !forcing
+            && std::fs::read_to_string(staging.join(PARTIAL_KEY)).is_ok_and(|k| k.trim() == key.0);
+        if !reuse && staging.exists() {
+            std::fs::remove_dir_all(&staging)
+                .with_context(|| format!("cannot remove {}", staging.display()))?;
+        }
+        std::fs::create_dir_all(&staging)
+            .with_context(|| format!("cannot create {}", staging.display()))?;
+        if stage.resumable() {
+            cache::write_atomic(&staging.join(PARTIAL_KEY), key.0.as_bytes())?;
+        }
+        if final_dir.exists() {
+            std::fs::remove_dir_all(&final_dir)
+                .with_context(|| format!("cannot remove stale {}", final_dir.display()))?;
+        }
+        let start = Instant::now();
+        let ctx = StageCtx {
+            out: &staging,
+            upstream: dirs,
+            progress: &self.progress,
+        };
+        let outcome = match stage.run(&ctx) {
+            Ok(o) => o,
+            Err(err) if stage.resumable() => {
+                return Err(err.context(format!(
+                    "stage `{name}` failed (its partial work stays in {} and is resumed on the next run; `--force {name}` starts it over)",
+                    staging.display()
+                )));
+            }
+            Err(err) => {
+                let _ = std::fs::remove_dir_all(&staging);
+                return Err(err.context(format!("stage `{name}` failed")));
+            }
+        };
+        let wall_secs = start.elapsed().as_secs_f64();
+        let record = Record {
+            stage: name.to_string(),
+            kind: stage.kind().to_string(),
+            key: key.clone(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            wall_secs,
+            headline: outcome.headline,
+            metrics: outcome.metrics,
+        };
+        if stage.resumable() {
+            std::fs::remove_file(staging.join(PARTIAL_KEY))?;
+        }
+        cache::write_atomic(
+            &staging.join(cache::RECORD),
+            serde_json::to_string_pretty(&record)?.as_bytes(),
+        )?;
+        std::fs::rename(&staging, &final_dir).with_context(|| {
+            format!(
+                "cannot move {} to {}",
+                staging.display(),
+                final_dir.display()
+            )
+        })?;
+        Ok(StageReport {
+            status: Status::Ran,
+            record,
+            wall_secs,
+        })
+    }
+}
+
+fn upstream_keys(stage: &dyn Stage, keys: &BTreeMap<String, Key>) -> Result<Vec<(String, Key)>> {
+    stage
+        .upstream()
+        .into_iter()
+        .map(|u| match keys.get(u) {
+            Some(k) => Ok((u.to_string(), k.clone())),
+            None => bail!(
+                "stage `{}` reads `{u}`, which does not run before it",
+                stage.name()
+            ),
+        })
+        .collect()
+}
+
+/// `energy    ran     12.3s  loss=0.12 steps=2000  key 3fa2c1d0e5b7`.
+pub fn summary_line(r: &StageReport) -> String {
+    let status = match r.status {
+        Status::Fresh => "fresh",
+        Status::Ran => "ran",
+    };
+    let nums: Vec<String> = r
+        .record
+        .headline
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    format!(
+        "{:<10} {:<6} {:>7.1}s  {}  key {}",
+        r.record.stage,
+        status,
+        r.record.wall_secs,
+        nums.join(" "),
+        r.record.key.short()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stage::Outcome;
+    use std::cell::Cell;
+
+    /// Writes `value` to `out.txt`; counts its runs; optionally fails.
+    struct Toy {
+        name: &'static str,
+        value: u32,
+        up: Vec<&'static str>,
+        runs: Cell<u32>,
+        fail: bool,
+    }
+
+    impl Toy {
+        fn boxed(name: &'static str, value: u32, up: Vec<&'static str>) -> Box<dyn Stage> {
+            Box::new(Toy {
+                name,
+                value,
+                up,
+                runs: Cell::new(0),
+                fail: false,
+            })
+        }
+    }
+
+    impl Stage for Toy {
+        fn name(&self) -> &str {
+            self.name
+        }
+        fn kind(&self) -> &str {
+            "test.toy"
+        }
+        fn config(&self) -> serde_json::Value {
+            serde_json::json!({ "value": self.value })
+        }
+        fn upstream(&self) -> Vec<&str> {
+            self.up.clone()
+        }
+        fn run(&self, ctx: &StageCtx) -> Result<Outcome> {
+            self.runs.set(self.runs.get() + 1);
+            let mut total = self.value;
+            for u in &self.up {
+                total += std::fs::read_to_string(ctx.input(u)?.join("out.txt"))?.parse::<u32>()?;
+            }
+            std::fs::write(ctx.out.join("out.txt"), total.to_string())?;
+            if self.fail {
+                bail!("boom");
+            }
+            Ok(Outcome {
+                headline: vec![("total".into(), total.to_string())],
+                metrics: serde_json::json!({}),
+            })
+        }
+    }
+
+    fn runner(dir: &Path, force: Option<&str>) -> Runner {
+        Runner {
+            run_dir: dir.to_path_buf(),
+            force: force.map(String::from),
+            progress: Progress::new(true),
+        }
+    }
+
+    fn statuses(r: &[StageReport]) -> Vec<Status> {
+        r.iter().map(|r| r.status).collect()
+    }
+
+    #[test]
+    fn rerun_is_fresh_and_force_redoes_downstream() {
+        let dir = tempfile::tempdir().unwrap();
+        let stages = vec![
+            Toy::boxed("a", 1, vec![]),
+            Toy::boxed("b", 2, vec!["a"]),
+            Toy::boxed("c", 3, vec!["b"]),
+        ];
+        let r = runner(dir.path(), None).run(&stages).unwrap();
+        assert_eq!(statuses(&r), [Status::Ran; 3]);
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("c/out.txt")).unwrap(),
+            "6"
+        );
+        let r = runner(dir.path(), None).run(&stages).unwrap();
+        assert_eq!(statuses(&r), [Status::Fresh; 3]);
+        let r = runner(dir.path(), Some("b")).run(&stages).unwrap();
+        assert_eq!(statuses(&r), [Status::Fresh, Status::Ran, Status::Ran]);
+        assert!(runner(dir.path(), Some("zz")).run(&stages).is_err());
+    }
+
+    #[test]
+    fn changed_config_invalidates_it_and_what_follows() {
+        let dir = tempfile::tempdir().unwrap();
+        let stages = vec![
+            Toy::boxed("a", 1, vec![]),
+            Toy::boxed("b", 2, vec!["a"]),
+            Toy::boxed("c", 3, vec![]),
+        ];
+        runner(dir.path(), None).run(&stages).unwrap();
+        let stages = vec![
+            Toy::boxed("a", 5, vec![]),
+            Toy::boxed("b", 2, vec!["a"]),
+            Toy::boxed("c", 3, vec![]),
+        ];
+        let st = runner(dir.path(), None).status(&stages).unwrap();
+        assert_eq!(
+            st.iter().map(|s| s.2).collect::<Vec<_>>(),
+            [false, false, true]
+        );
+        let r = runner(dir.path(), None).run(&stages).unwrap();
+        assert_eq!(statuses(&r), [Status::Ran, Status::Ran, Status::Fresh]);
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("b/out.txt")).unwrap(),
+            "7"
+        );
+    }
+
+    #[test]
+    fn failed_stage_leaves_no_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let bad = Box::new(Toy {
+            name: "a",
+            value: 1,
+            up: vec![],
+            runs: Cell::new(0),
+            fail: true,
+        }) as Box<dyn Stage>;
+        let err = runner(dir.path(), None).run(&[bad]).unwrap_err();
+        assert_eq!(format!("{err:#}"), "stage `a` failed: boom");
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
+
+    #[test]
+    fn upstream_must_run_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let stages = vec![Toy::boxed("b", 2, vec!["a"])];
+        assert!(runner(dir.path(), None).run(&stages).is_err());
+    }
+}
