@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 const PAD: usize = 2;
 const PAD_VALUE: u8 = 128;
 
-/// Tiles `images` row-major into a `rows x cols` canvas with [`PAD`] pixels between tiles;
+/// Tiles `images` row-major into a `rows x cols` canvas with 2 grey pixels between tiles;
 /// missing tiles stay padding-grey. Returns `(width, height, pixels)`.
 pub fn tile(images: &Images, rows: usize, cols: usize) -> (usize, usize, Vec<u8>) {
     let (h, w) = (images.rows(), images.cols());

@@ -291,7 +291,10 @@ mod tests {
         let e3 = back.energy(x).into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
         assert_eq!(e1, e3);
 
-        fs::write(&path, b"EMPOT001garbage").unwrap();
+        let mut garbage = b"EMPOT001".to_vec();
+        garbage.extend_from_slice(&1000u64.to_le_bytes());
+        garbage.extend_from_slice(b"{}");
+        fs::write(&path, garbage).unwrap();
         let e = load_potential(&path, &device).unwrap_err().to_string();
         assert!(e.contains("v.empot") && e.contains("truncated"), "{e}");
     }

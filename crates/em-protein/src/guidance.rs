@@ -101,9 +101,9 @@ mod tests {
     fn guidance() -> PredictorGuidance {
         let cnn = CnnConfig::new()
             .with_kernel_size(3)
-            .with_channels(5)
-            .with_embedding(7)
-            .init(3, &Device::flex());
+            .with_channels(8)
+            .with_embedding(16)
+            .init(5, &Device::flex());
         // zeta = 0.5 and min/max chosen so f_norm is O(1) and the energy O(1).
         PredictorGuidance::new(&cnn, L, 0.5, 0.25, -1.0, 1.0)
     }
@@ -145,6 +145,7 @@ mod tests {
         errs.sort_by(f64::total_cmp);
         let p99 = errs[errs.len() * 99 / 100] / scale;
         let median = errs[errs.len() / 2] / scale;
+        eprintln!("scale {scale:e} p99 {p99:e} median {median:e} max {:e}", errs[errs.len() - 1] / scale);
         assert!(p99 < 2e-3 && median < 2e-4, "p99 {p99:e}, median {median:e}");
     }
 

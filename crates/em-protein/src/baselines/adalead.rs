@@ -153,6 +153,8 @@ impl DesignMethod for AdaLead {
             let top = pool.iter().map(|p| p.1).fold(f32::NEG_INFINITY, f32::max);
             let threshold = top - top.abs() * self.kappa;
             let mut elite: Vec<&(Vec<u8>, f32)> = pool.iter().filter(|p| p.1 >= threshold).collect();
+            // Best first, ties in random order: on plateaus the parents rotate.
+            elite.shuffle(&mut rng);
             elite.sort_by(|a, b| b.1.total_cmp(&a.1));
             let mut parents: Vec<Vec<u8>> = (0..self.population)
                 .map(|i| elite[i % elite.len()].0.clone())

@@ -72,3 +72,25 @@ impl Predictor for Additive {
         Some((self.score(seqs), grads))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gradient_predicts_every_substitution_exactly() {
+        let f = Additive::random(5, 4, 9);
+        let x = vec![0u8, 1, 2, 3, 0];
+        let (s, g) = f.gradient(std::slice::from_ref(&x)).unwrap();
+        for i in 0..5 {
+            for a in 0..4u8 {
+                let mut y = x.clone();
+                y[i] = a;
+                let linear = g[i * 4 + a as usize] - g[i * 4 + x[i] as usize];
+                assert!((f.score(&[y])[0] - s[0] - linear).abs() < 1e-5);
+            }
+        }
+        let opt = f.optimum();
+        assert!(f.score(&[opt.clone()])[0] >= f.score(&[x])[0]);
+    }
+}

@@ -2,7 +2,6 @@
 //! substitutions proposed from the predictor's one-hot input gradient, accepted by
 //! Metropolis-Hastings against `exp(f(x) / T)`. Also gives [`Cnn`] its [`Predictor`] impl.
 
-use burn::prelude::*;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{RngExt, SeedableRng};
@@ -206,6 +205,7 @@ impl DesignMethod for GibbsWithGradients {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use burn::prelude::*;
     use burn::tensor::TensorData;
 
     #[test]

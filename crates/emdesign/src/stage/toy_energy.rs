@@ -212,8 +212,8 @@ mod tests {
         assert_eq!(
             left,
             [
-                checkpoint::file_name(100),
                 checkpoint::file_name(20),
+                checkpoint::file_name(100),
                 "other.txt".into()
             ]
         );
