@@ -105,7 +105,7 @@ mod tests {
             .with_embedding(16)
             .init(5, &Device::flex());
         // zeta = 0.5 and min/max chosen so f_norm is O(1) and the energy O(1).
-        PredictorGuidance::new(&cnn, L, 0.5, 0.25, -1.0, 1.0)
+        PredictorGuidance::new(&cnn, L, 0.5, 0.25, -0.05, 0.05)
     }
 
     fn total(g: &PredictorGuidance, v: &[f32], eps: f64) -> f64 {
@@ -114,10 +114,11 @@ mod tests {
         e.iter().map(|&a| f64::from(a)).sum()
     }
 
-    /// Central differences in f32 with h = 1e-2: truncation error ~ h^2 |E'''| / 6 and
-    /// round-off ~ 1e-7 |E| / h ~ 1e-5, both far below the 2e-3 tolerance on the error
-    /// relative to the largest gradient entry. Inputs are uniform in [-1, 1]; the ReLU/max kinks of the CNN make a coordinate occasionally cross a kink, so
-    /// the bound is on the 99th-percentile entry error (and the median must be tiny).
+    /// Central differences in f32 with h = 1e-2 over all 240 coordinates, inputs uniform in
+    /// [-1, 1]. Error budget relative to the largest gradient entry (0.048): round-off
+    /// ~ 1e-7 |E| / h with E = O(1) gives ~ 2e-4, truncation h^2 |E'''| / 6 less. Measured:
+    /// max 1.1e-4, median 2.7e-5 (no coordinate crossed a ReLU/max kink of the CNN at this
+    /// seed); the bound 1e-3 leaves 9x headroom and would catch a wrong chain rule (O(1)).
     #[test]
     fn gradient_matches_finite_differences() {
         let g = guidance();
@@ -129,7 +130,7 @@ mod tests {
         let x = Tensor::<2>::from_data(TensorData::new(v.clone(), [B, L * 20]), &Device::flex());
         let analytic = g.grad(x, 0.0, eps).into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
         let h = 1e-2f32;
-        let mut errs: Vec<f64> = (0..v.len())
+        let errs: Vec<f64> = (0..v.len())
             .map(|i| {
                 let mut p = v.clone();
                 p[i] += h;
@@ -141,12 +142,9 @@ mod tests {
             })
             .collect();
         let scale = analytic.iter().map(|a| f64::from(a.abs())).fold(0.0, f64::max);
-        assert!(scale > 1e-3, "gradient is trivially small: {scale}");
-        errs.sort_by(f64::total_cmp);
-        let p99 = errs[errs.len() * 99 / 100] / scale;
-        let median = errs[errs.len() / 2] / scale;
-        eprintln!("scale {scale:e} p99 {p99:e} median {median:e} max {:e}", errs[errs.len() - 1] / scale);
-        assert!(p99 < 2e-3 && median < 2e-4, "p99 {p99:e}, median {median:e}");
+        assert!(scale > 1e-2, "gradient is trivially small: {scale}");
+        let max = errs.iter().copied().fold(0.0, f64::max) / scale;
+        assert!(max < 1e-3, "max relative error {max:e}");
     }
 
     #[test]

@@ -33,6 +33,11 @@ pub struct AdaLead {
     pub population: usize,
     /// Rollout roots advanced together, one predictor batch [eval_batch_size]. Default 20.
     pub eval_batch: usize,
+    /// Longest rollout (children per root) in one generation. Not in FLEXS, whose
+    /// per-round query cap bounds rollouts instead: on a landscape with a floor (Ehrlich's
+    /// infeasible 0), a recombinant at the floor accepts every child and would otherwise
+    /// walk until the whole budget is gone. Default 16.
+    pub max_rollout: usize,
 }
 
 impl Default for AdaLead {
@@ -44,6 +49,7 @@ impl Default for AdaLead {
             recombination_passes: 1,
             population: 128,
             eval_batch: 20,
+            max_rollout: 16,
         }
     }
 }
@@ -68,9 +74,14 @@ impl AdaLead {
             let v = self.recombination_rate.to_string();
             return bad("recombination_rate", v, "must lie in [0, 1]");
         }
-        if self.population == 0 || self.eval_batch == 0 {
-            let v = self.population.min(self.eval_batch).to_string();
-            return bad("population/eval_batch", v, "must be at least 1");
+        for (field, value) in [
+            ("population", self.population),
+            ("eval_batch", self.eval_batch),
+            ("max_rollout", self.max_rollout),
+        ] {
+            if value == 0 {
+                return bad(field, value.to_string(), "must be at least 1");
+            }
         }
         Ok(())
     }
@@ -183,7 +194,10 @@ impl DesignMethod for AdaLead {
                     .filter(|(i, _)| root_fit[*i].is_some())
                     .map(|(i, r)| (i, r.clone()))
                     .collect();
-                while !nodes.is_empty() && budget.remaining() > 0 {
+                for _ in 0..self.max_rollout {
+                    if nodes.is_empty() || budget.remaining() == 0 {
+                        break;
+                    }
                     let mut children: Vec<(usize, Vec<u8>)> = Vec::new();
                     for (idx, node) in &nodes {
                         let fresh = (0..MAX_TRIES)
