@@ -164,6 +164,12 @@ impl Ehrlich {
 
     /// Per motif, the quantised fraction `q(h_i)` present in `seq` (ignores feasibility;
     /// 0 for a sequence of the wrong length).
+    ///
+    /// ```
+    /// use em_protein::ehrlich::{Ehrlich, EhrlichConfig};
+    /// let f = Ehrlich::generate(EhrlichConfig::default()).unwrap();
+    /// assert_eq!(f.motif_presence(&f.optimal_solution()), vec![1.0, 1.0]);
+    /// ```
     pub fn motif_presence(&self, seq: &[u8]) -> Vec<f64> {
         let (k, q) = (self.config.motif_length, self.config.quantization);
         self.motifs
@@ -222,6 +228,14 @@ impl Ehrlich {
 
     /// `n` feasible sequences drawn from the DMP (uniform first state), a typical starting
     /// population; same `seed`, same samples.
+    ///
+    /// ```
+    /// use em_protein::ehrlich::{Ehrlich, EhrlichConfig};
+    /// let f = Ehrlich::generate(EhrlichConfig::default()).unwrap();
+    /// let start = f.sample_feasible(8, 1);
+    /// assert!(start.iter().all(|x| f.is_feasible(x)));
+    /// assert_eq!(start, f.sample_feasible(8, 1));
+    /// ```
     pub fn sample_feasible(&self, n: usize, seed: u64) -> Vec<Vec<u8>> {
         let mut rng = StdRng::seed_from_u64(seed);
         let v = self.config.vocab;
@@ -257,7 +271,11 @@ fn check(c: &EhrlichConfig) -> Result<(), EhrlichError> {
         return bad("motif_length", c.motif_length, "must be at least 1");
     }
     if !(1..=c.motif_length).contains(&c.quantization) {
-        return bad("quantization", c.quantization, "must lie in 1..=motif_length");
+        return bad(
+            "quantization",
+            c.quantization,
+            "must lie in 1..=motif_length",
+        );
     }
     let total = c.motifs * c.motif_length;
     if total > c.vocab {
@@ -373,9 +391,27 @@ mod tests {
     fn bad_configs_name_the_field() {
         let err = |c: EhrlichConfig| Ehrlich::generate(c).unwrap_err().to_string();
         let base = EhrlichConfig::default();
-        assert!(err(EhrlichConfig { vocab: 21, ..base.clone() }).contains("`vocab` = 21"));
-        assert!(err(EhrlichConfig { quantization: 5, ..base.clone() }).contains("quantization"));
-        assert!(err(EhrlichConfig { length: 15, ..base.clone() }).contains("`length` = 15"));
+        assert!(
+            err(EhrlichConfig {
+                vocab: 21,
+                ..base.clone()
+            })
+            .contains("`vocab` = 21")
+        );
+        assert!(
+            err(EhrlichConfig {
+                quantization: 5,
+                ..base.clone()
+            })
+            .contains("quantization")
+        );
+        assert!(
+            err(EhrlichConfig {
+                length: 15,
+                ..base.clone()
+            })
+            .contains("`length` = 15")
+        );
         assert!(err(EhrlichConfig { motifs: 6, ..base }).contains("motifs"));
     }
 

@@ -76,7 +76,10 @@ fn infeasible_sequences_score_zero() {
     assert_eq!(f.evaluate(&x), 0.0);
     let presence = f.motif_presence(&x);
     println!("banned {a}->{b}; motif presence of the broken optimum {presence:?}");
-    assert!(presence.iter().all(|&p| p > 0.0), "motifs still there, yet 0");
+    assert!(
+        presence.iter().all(|&p| p > 0.0),
+        "motifs still there, yet 0"
+    );
     assert_eq!(f.evaluate(&x[..31]), 0.0, "wrong length");
     let mut y = f.optimal_solution();
     y[0] = 20;
@@ -125,7 +128,10 @@ fn values_lie_on_the_quantised_grid() {
         }
         for x in &samples {
             for p in f.motif_presence(x) {
-                assert!((p * q - (p * q).round()).abs() < 1e-12, "{p} off the 1/{q} grid");
+                assert!(
+                    (p * q - (p * q).round()).abs() < 1e-12,
+                    "{p} off the 1/{q} grid"
+                );
             }
             let v = f.evaluate(x);
             assert!((0.0..=1.0).contains(&v));
@@ -137,7 +143,10 @@ fn values_lie_on_the_quantised_grid() {
     }
     distinct.sort_by(f64::total_cmp);
     println!("distinct values seen: {distinct:?}");
-    assert!(distinct.len() >= 5, "the grid is barely explored: {distinct:?}");
+    assert!(
+        distinct.len() >= 5,
+        "the grid is barely explored: {distinct:?}"
+    );
 }
 
 #[test]

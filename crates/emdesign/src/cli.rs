@@ -46,6 +46,11 @@ pub enum Command {
         /// A FASTA or CSV file of sequences.
         file: PathBuf,
     },
+    /// Image benchmark tools (`image fid A B`).
+    Image {
+        #[command(subcommand)]
+        command: crate::image_cmd::ImageCommand,
+    },
     /// Evaluate designs against a benchmark split (fitness, diversity, novelty).
     Eval {
         /// The benchmark task.

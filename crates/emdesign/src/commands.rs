@@ -20,9 +20,9 @@ const TOY2D: &str = include_str!("../../../workflows/toy2d.toml");
 pub fn run(cli: Cli) -> Result<()> {
     let data_dir = cli.data_dir.as_deref();
     match cli.command {
-        Command::Run(args) => run_workflow(&args),
+        Command::Run(args) => run_workflow(&args, data_dir),
         Command::Check { workflow } => check(&workflow),
-        Command::ListStages(args) => list_stages(&args),
+        Command::ListStages(args) => list_stages(&args, data_dir),
         Command::Clean(args) => clean(&args),
         Command::Toy(args) => toy(&args),
         Command::Data {
@@ -31,6 +31,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Data {
             command: DataCommand::Fetch,
         } => protein::fetch(data_dir),
+        Command::Image { command } => crate::image_cmd::run(command, data_dir),
         Command::Oracle { task, file } => protein::oracle(task, &file, data_dir),
         Command::Eval {
             task,
@@ -41,14 +42,19 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
-fn run_workflow(args: &RunArgs) -> Result<()> {
+fn run_workflow(args: &RunArgs, data_dir: Option<&Path>) -> Result<()> {
     let plan = workflow::load(&args.workflow, args.run_dir.as_deref())?;
-    execute(&plan, args.force.clone(), args.quiet)
+    execute(&plan, args.force.clone(), args.quiet, data_dir)
 }
 
 /// Run a checked plan: write `resolved.toml`, run the stages, write `summary.json`.
-fn execute(plan: &Plan, force: Option<String>, quiet: bool) -> Result<()> {
-    let stages = stage::build(plan);
+fn execute(
+    plan: &Plan,
+    force: Option<String>,
+    quiet: bool,
+    data_dir: Option<&Path>,
+) -> Result<()> {
+    let stages = stage::build(plan, data_dir)?;
     if let Some(f) = &force
         && !plan.stage_names().contains(&f.as_str())
     {
@@ -113,14 +119,14 @@ fn check(path: &Path) -> Result<()> {
     Ok(())
 }
 
-fn list_stages(args: &WorkflowArgs) -> Result<()> {
+fn list_stages(args: &WorkflowArgs, data_dir: Option<&Path>) -> Result<()> {
     let plan = workflow::load(&args.workflow, args.run_dir.as_deref())?;
     let runner = Runner {
         run_dir: plan.workflow.run_dir.clone(),
         force: None,
         progress: Progress::new(true),
     };
-    for (name, key, fresh) in runner.status(&stage::build(&plan))? {
+    for (name, key, fresh) in runner.status(&stage::build(&plan, data_dir)?)? {
         println!(
             "{name:<10} {:<6} {}",
             if fresh { "fresh" } else { "stale" },
@@ -163,9 +169,11 @@ fn toy(args: &ToyArgs) -> Result<()> {
         text: TOY2D.to_string(),
     };
     let mut plan = workflow::plan::build(&src, Some(&args.out))?;
-    let Body::Toy2d(t) = &mut plan.body;
+    let Body::Toy2d(t) = &mut plan.body else {
+        bail!("the built-in toy2d workflow is not a toy2d workflow");
+    };
     t.data.target = Some(args.target.clone());
     t.data.points = None;
     plan.workflow.name = format!("toy2d-{}", args.target);
-    execute(&plan, args.force.clone(), args.quiet)
+    execute(&plan, args.force.clone(), args.quiet, None)
 }

@@ -3,7 +3,9 @@
 
 mod cli;
 mod commands;
+mod image_cmd;
 mod plot;
+mod plot_protein;
 mod progress;
 mod protein;
 mod report;

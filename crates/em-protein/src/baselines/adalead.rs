@@ -67,8 +67,12 @@ impl AdaLead {
         if !(0.0..=1.0).contains(&self.kappa) {
             return bad("kappa", self.kappa.to_string(), "must lie in [0, 1]");
         }
-        if !(self.mutation_rate > 0.0) {
-            return bad("mutation_rate", self.mutation_rate.to_string(), "must be > 0");
+        if self.mutation_rate.is_nan() || self.mutation_rate <= 0.0 {
+            return bad(
+                "mutation_rate",
+                self.mutation_rate.to_string(),
+                "must be > 0",
+            );
         }
         if !(0.0..=1.0).contains(&self.recombination_rate) {
             let v = self.recombination_rate.to_string();
@@ -89,6 +93,15 @@ impl AdaLead {
 
 /// Crossover of shuffled pairs: walk the sites, switching which parent feeds which child
 /// with probability `rate` per site. An odd last parent passes through unchanged.
+///
+/// ```
+/// use em_protein::baselines::adalead::recombine;
+/// use rand::{SeedableRng, rngs::StdRng};
+/// let mut pair = vec![vec![0u8; 6], vec![1u8; 6]];
+/// recombine(&mut pair, 0.5, &mut StdRng::seed_from_u64(0));
+/// // every site keeps one 0 and one 1 across the two children
+/// assert!((0..6).all(|i| pair[0][i] + pair[1][i] == 1));
+/// ```
 pub fn recombine(parents: &mut [Vec<u8>], rate: f64, rng: &mut StdRng) {
     parents.shuffle(rng);
     for pair in parents.chunks_exact_mut(2) {
@@ -163,10 +176,14 @@ impl DesignMethod for AdaLead {
             let before = budget.used();
             let top = pool.iter().map(|p| p.1).fold(f32::NEG_INFINITY, f32::max);
             let threshold = top - top.abs() * self.kappa;
-            let mut elite: Vec<&(Vec<u8>, f32)> = pool.iter().filter(|p| p.1 >= threshold).collect();
+            let mut elite: Vec<&(Vec<u8>, f32)> =
+                pool.iter().filter(|p| p.1 >= threshold).collect();
             // Best first, ties in random order: on plateaus the parents rotate.
             elite.shuffle(&mut rng);
             elite.sort_by(|a, b| b.1.total_cmp(&a.1));
+            if elite.is_empty() {
+                break; // only NaN or infinite predictions: no threshold to select by
+            }
             let mut parents: Vec<Vec<u8>> = (0..self.population)
                 .map(|i| elite[i % elite.len()].0.clone())
                 .collect();
@@ -187,7 +204,8 @@ impl DesignMethod for AdaLead {
                     pool.push((s.clone(), f));
                     archive.add(s, f);
                 }
-                let root_fit: Vec<Option<f32>> = roots.iter().map(|r| known.get(r).copied()).collect();
+                let root_fit: Vec<Option<f32>> =
+                    roots.iter().map(|r| known.get(r).copied()).collect();
                 let mut nodes: Vec<(usize, Vec<u8>)> = roots
                     .iter()
                     .enumerate()
@@ -202,7 +220,9 @@ impl DesignMethod for AdaLead {
                     for (idx, node) in &nodes {
                         let fresh = (0..MAX_TRIES)
                             .map(|_| mutate(node, site_rate, alphabet, &mut rng))
-                            .find(|c| !known.contains_key(c) && !children.iter().any(|x| &x.1 == c));
+                            .find(|c| {
+                                !known.contains_key(c) && !children.iter().any(|x| &x.1 == c)
+                            });
                         if let Some(c) = fresh {
                             children.push((*idx, c));
                         }
@@ -258,5 +278,19 @@ mod tests {
         };
         let err = bad.run(&[vec![0; 4]], &f, 10, 0).unwrap_err();
         assert!(err.to_string().contains("`kappa` = 2"), "{err}");
+    }
+
+    struct Nan;
+
+    impl Predictor for Nan {
+        fn score(&self, seqs: &[Vec<u8>]) -> Vec<f32> {
+            vec![f32::NAN; seqs.len()]
+        }
+    }
+
+    #[test]
+    fn nan_predictions_stop_the_search_without_panicking() {
+        let d = AdaLead::default().run(&[vec![0; 4]], &Nan, 10, 0).unwrap();
+        assert_eq!((d.calls, d.sequences.len()), (1, 0));
     }
 }

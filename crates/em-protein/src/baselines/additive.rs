@@ -91,6 +91,6 @@ mod tests {
             }
         }
         let opt = f.optimum();
-        assert!(f.score(&[opt.clone()])[0] >= f.score(&[x])[0]);
+        assert!(f.score(std::slice::from_ref(&opt))[0] >= f.score(&[x])[0]);
     }
 }

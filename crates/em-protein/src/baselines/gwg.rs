@@ -124,6 +124,57 @@ fn sample(log_probs: &[f64], rng: &mut StdRng) -> usize {
     last
 }
 
+/// The chains' states, predicted scores and input gradients.
+struct Chains {
+    x: Vec<Vec<u8>>,
+    f: Vec<f32>,
+    /// Per chain, flat `[length, alphabet]`.
+    grads: Vec<Vec<f32>>,
+    alphabet: usize,
+    temperature: f32,
+}
+
+impl Chains {
+    /// One Metropolis-Hastings step of the first `min(chains, remaining)` chains: propose
+    /// from `softmax(d / 2T)`, score the proposals with gradients (recorded in `archive`),
+    /// accept with `exp((f(y) - f(x)) / T) q(x | y) / q(y | x)`.
+    fn step(
+        &mut self,
+        budget: &mut Budget<'_>,
+        rng: &mut StdRng,
+        archive: &mut Archive,
+    ) -> Result<(), BaselineError> {
+        let (a, temp) = (self.alphabet, self.temperature);
+        let active = self.x.len().min(budget.remaining());
+        let mut proposals = Vec::with_capacity(active);
+        let mut moves = Vec::with_capacity(active);
+        for c in 0..active {
+            let lp = proposal_log_probs(&self.x[c], &self.grads[c], a, temp);
+            let k = sample(&lp, rng);
+            let mut y = self.x[c].clone();
+            y[k / a] = (k % a) as u8;
+            proposals.push(y);
+            moves.push((k / a, lp[k]));
+        }
+        let (fy, gy) = budget.gradient(&proposals, NAME)?;
+        let per = gy.len() / active.max(1);
+        for (c, y) in proposals.into_iter().enumerate() {
+            archive.add(&y, fy[c]);
+            let gy_c = &gy[c * per..(c + 1) * per];
+            let (site, forward) = moves[c];
+            let back = site * a + self.x[c][site] as usize;
+            let reverse = proposal_log_probs(&y, gy_c, a, temp)[back];
+            let log_accept = (fy[c] - self.f[c]) as f64 / temp as f64 + reverse - forward;
+            if rng.random::<f64>().ln() < log_accept {
+                self.x[c] = y;
+                self.f[c] = fy[c];
+                self.grads[c] = gy_c.to_vec();
+            }
+        }
+        Ok(())
+    }
+}
+
 impl DesignMethod for GibbsWithGradients {
     fn name(&self) -> &str {
         NAME
@@ -141,10 +192,14 @@ impl DesignMethod for GibbsWithGradients {
     ) -> Result<Design, BaselineError> {
         let alphabet = predictor.alphabet();
         let length = check_start(NAME, start, alphabet)?;
-        if !(self.temperature > 0.0) || self.chains == 0 {
+        if self.temperature.is_nan() || self.temperature <= 0.0 || self.chains == 0 {
             return Err(BaselineError::InvalidConfig {
                 method: NAME,
-                field: if self.chains == 0 { "chains" } else { "temperature" },
+                field: if self.chains == 0 {
+                    "chains"
+                } else {
+                    "temperature"
+                },
                 value: format!("{} / {}", self.temperature, self.chains),
                 why: "temperature must be > 0 and chains >= 1",
             });
@@ -162,41 +217,22 @@ impl DesignMethod for GibbsWithGradients {
         let mut rng = StdRng::seed_from_u64(seed);
         let mut order: Vec<usize> = (0..start.len()).collect();
         order.shuffle(&mut rng);
-        let mut x: Vec<Vec<u8>> = (0..self.chains)
+        let x: Vec<Vec<u8>> = (0..self.chains)
             .map(|c| start[order[c % order.len()]].clone())
             .collect();
         let mut budget = Budget::new(predictor, budget);
         let mut archive = Archive::excluding(start);
-        let (mut f, g) = budget.gradient(&x, NAME)?;
+        let (f, g) = budget.gradient(&x, NAME)?;
         let per = length * alphabet;
-        let mut grads: Vec<Vec<f32>> = g.chunks(per).map(<[f32]>::to_vec).collect();
-        let temp = self.temperature as f64;
+        let mut chains = Chains {
+            grads: g.chunks(per).map(<[f32]>::to_vec).collect(),
+            x,
+            f,
+            alphabet,
+            temperature: self.temperature,
+        };
         while budget.remaining() > 0 {
-            let active = self.chains.min(budget.remaining());
-            let mut proposals = Vec::with_capacity(active);
-            let mut forward = Vec::with_capacity(active);
-            for c in 0..active {
-                let lp = proposal_log_probs(&x[c], &grads[c], alphabet, self.temperature);
-                let k = sample(&lp, &mut rng);
-                let mut y = x[c].clone();
-                y[k / alphabet] = (k % alphabet) as u8;
-                proposals.push(y);
-                forward.push(lp[k]);
-            }
-            let (fy, gy) = budget.gradient(&proposals, NAME)?;
-            for (c, y) in proposals.into_iter().enumerate() {
-                archive.add(&y, fy[c]);
-                let gy_c = &gy[c * per..(c + 1) * per];
-                let site = (0..length).find(|&i| y[i] != x[c][i]).unwrap_or(0);
-                let reverse = proposal_log_probs(&y, gy_c, alphabet, self.temperature)
-                    [site * alphabet + x[c][site] as usize];
-                let log_accept = (fy[c] as f64 - f[c] as f64) / temp + reverse - forward[c];
-                if rng.random::<f64>().ln() < log_accept {
-                    x[c] = y;
-                    f[c] = fy[c];
-                    grads[c] = gy_c.to_vec();
-                }
-            }
+            chains.step(&mut budget, &mut rng, &mut archive)?;
         }
         Ok(archive.finish(budget.used()))
     }
@@ -229,7 +265,10 @@ mod tests {
             counts[sample(&lp, &mut rng)] += 1;
         }
         assert_eq!(counts[1], 0);
-        assert!((counts[2] as f64 / 20_000.0 - 0.5).abs() < 0.02, "{counts:?}");
+        assert!(
+            (counts[2] as f64 / 20_000.0 - 0.5).abs() < 0.02,
+            "{counts:?}"
+        );
     }
 
     #[test]
@@ -262,5 +301,65 @@ mod tests {
                 g[idx]
             );
         }
+    }
+
+    /// A two-site, three-letter model with a pairwise term its "gradient" ignores: the
+    /// proposal is then only approximate, so MH must correct it to `exp(f / T)`.
+    struct Pairwise;
+
+    const UNARY: [f32; 6] = [0.3, -0.2, 0.0, 0.1, 0.4, -0.5];
+    const PAIR: [f32; 9] = [0.5, -0.4, 0.0, 0.2, 0.0, -0.3, -0.1, 0.6, 0.0];
+
+    impl Predictor for Pairwise {
+        fn alphabet(&self) -> usize {
+            3
+        }
+        fn score(&self, seqs: &[Vec<u8>]) -> Vec<f32> {
+            seqs.iter()
+                .map(|s| {
+                    let (a, b) = (s[0] as usize, s[1] as usize);
+                    UNARY[a] + UNARY[3 + b] + PAIR[a * 3 + b]
+                })
+                .collect()
+        }
+        fn gradient(&self, seqs: &[Vec<u8>]) -> Option<(Vec<f32>, Vec<f32>)> {
+            let g = seqs.iter().flat_map(|_| UNARY).collect();
+            Some((self.score(seqs), g))
+        }
+    }
+
+    #[test]
+    fn chains_sample_the_boltzmann_distribution() {
+        let temperature = 0.5f32;
+        let all: Vec<Vec<u8>> = (0..9u8).map(|i| vec![i / 3, i % 3]).collect();
+        let energies = Pairwise.score(&all);
+        let z: f64 = energies.iter().map(|&e| (e as f64 / 0.5).exp()).sum();
+        let x = vec![vec![0u8, 0]; 8];
+        let (f, g) = Pairwise.gradient(&x).unwrap();
+        let mut chains = Chains {
+            grads: g.chunks(6).map(<[f32]>::to_vec).collect(),
+            x,
+            f,
+            alphabet: 3,
+            temperature,
+        };
+        let mut budget = Budget::new(&Pairwise, usize::MAX);
+        let (mut rng, mut archive) = (StdRng::seed_from_u64(4), Archive::default());
+        let mut counts = [0usize; 9];
+        for step in 0..20_000 {
+            chains.step(&mut budget, &mut rng, &mut archive).unwrap();
+            if step >= 100 {
+                for s in &chains.x {
+                    counts[(s[0] * 3 + s[1]) as usize] += 1;
+                }
+            }
+        }
+        let n: usize = counts.iter().sum();
+        let tv: f64 = (0..9)
+            .map(|i| (counts[i] as f64 / n as f64 - (energies[i] as f64 / 0.5).exp() / z).abs())
+            .sum::<f64>()
+            / 2.0;
+        // measured: TV 0.0049 (seed 4); dropping the q(x|y) / q(y|x) factor gives 0.081
+        assert!(tv < 0.01, "total variation {tv}: {counts:?}");
     }
 }

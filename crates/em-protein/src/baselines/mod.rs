@@ -15,8 +15,8 @@ pub use additive::Additive;
 
 use std::collections::HashSet;
 
-use rand::rngs::StdRng;
 use rand::RngExt;
+use rand::rngs::StdRng;
 
 use crate::alphabet::ALPHABET_SIZE;
 use crate::ehrlich::Ehrlich;
@@ -84,6 +84,14 @@ pub struct Design {
 impl Design {
     /// The `n` best predicted designs (fewer if fewer were made), e.g. the 128 the GGS
     /// protocol sends to the oracle.
+    ///
+    /// ```
+    /// use em_protein::baselines::random::RandomMutation;
+    /// use em_protein::baselines::{Additive, DesignMethod};
+    /// let f = Additive::random(8, 20, 0);
+    /// let design = RandomMutation::default().run(&[vec![0; 8]], &f, 50, 1).unwrap();
+    /// assert_eq!((design.calls, design.top(10).len()), (50, 10));
+    /// ```
     pub fn top(&self, n: usize) -> &[Vec<u8>] {
         &self.sequences[..n.min(self.sequences.len())]
     }
@@ -111,7 +119,9 @@ pub enum BaselineError {
         expected: usize,
     },
     /// A start sequence holds an index the predictor's alphabet lacks.
-    #[error("{method}: start sequence {index}, position {position}: residue index {value} >= alphabet {alphabet}")]
+    #[error(
+        "{method}: start sequence {index}, position {position}: residue index {value} >= alphabet {alphabet}"
+    )]
     BadResidue {
         /// The method.
         method: &'static str,
@@ -201,6 +211,15 @@ impl<'a> Budget<'a> {
     }
 
     /// Scores of `seqs`, spending `seqs.len()` calls (refused if fewer remain).
+    ///
+    /// ```
+    /// use em_protein::baselines::{Additive, Budget};
+    /// let f = Additive::random(4, 20, 0);
+    /// let mut budget = Budget::new(&f, 3);
+    /// assert!(budget.score(&[vec![0; 4], vec![1; 4]]).is_ok());
+    /// assert!(budget.score(&[vec![0; 4], vec![1; 4]]).is_err()); // 1 call left
+    /// assert_eq!(budget.used(), 2);
+    /// ```
     pub fn score(&mut self, seqs: &[Vec<u8>]) -> Result<Vec<f32>, BaselineError> {
         self.spend(seqs.len())?;
         Ok(self.predictor.score(seqs))
@@ -281,8 +300,10 @@ pub(crate) fn check_start(
                 expected,
             });
         }
-        if let Some((position, &value)) =
-            seq.iter().enumerate().find(|&(_, &r)| r as usize >= alphabet)
+        if let Some((position, &value)) = seq
+            .iter()
+            .enumerate()
+            .find(|&(_, &r)| r as usize >= alphabet)
         {
             return Err(BaselineError::BadResidue {
                 method,
@@ -329,7 +350,10 @@ mod tests {
         let err = check_start("m", &[vec![0, 1], vec![0]], 20).unwrap_err();
         assert!(err.to_string().contains("start sequence 1 has length 1"));
         let err = check_start("m", &[vec![0, 1], vec![0, 7]], 5).unwrap_err();
-        assert!(err.to_string().contains("position 1: residue index 7"), "{err}");
+        assert!(
+            err.to_string().contains("position 1: residue index 7"),
+            "{err}"
+        );
         assert_eq!(check_start("m", &[vec![0, 1]], 5), Ok(2));
     }
 

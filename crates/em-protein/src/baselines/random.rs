@@ -30,6 +30,13 @@ impl Default for RandomMutation {
 }
 
 /// `seq` with `k` substitutions at distinct random sites, each to another residue.
+///
+/// ```
+/// use em_protein::baselines::random::mutate;
+/// use rand::{SeedableRng, rngs::StdRng};
+/// let m = mutate(&[0u8; 10], 3, 20, &mut StdRng::seed_from_u64(0));
+/// assert_eq!(m.iter().filter(|&&r| r != 0).count(), 3);
+/// ```
 pub fn mutate(seq: &[u8], k: usize, alphabet: usize, rng: &mut StdRng) -> Vec<u8> {
     let mut sites: Vec<usize> = (0..seq.len()).collect();
     sites.shuffle(rng);

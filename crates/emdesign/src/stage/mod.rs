@@ -4,7 +4,19 @@
 //! place when the stage succeeds, completion record last.
 
 pub mod cache;
+pub mod image_data;
+pub mod image_metrics;
+pub mod image_report;
+pub mod image_sample;
+pub mod image_train;
 pub mod points;
+pub mod protein_data;
+pub mod protein_design;
+pub mod protein_energy;
+pub mod protein_evaluate;
+pub mod protein_files;
+pub mod protein_report;
+pub mod published;
 pub mod runner;
 pub mod toy_data;
 pub mod toy_energy;
@@ -21,10 +33,13 @@ use crate::workflow::plan::{Body, Plan};
 use cache::Key;
 pub use runner::{Runner, Status};
 
-/// The stages of a plan, in run order.
-pub fn build(plan: &Plan) -> Vec<Box<dyn Stage>> {
+/// The stages of a plan, in run order. Protein workflows need the data directory
+/// (`--data-dir` / `EMDESIGN_DATA`): its oracle and GGS predictor are located and verified
+/// here, before anything runs.
+pub fn build(plan: &Plan, data_dir: Option<&Path>) -> Result<Vec<Box<dyn Stage>>> {
     let seed = plan.workflow.seed;
-    match &plan.body {
+    Ok(match &plan.body {
+        Body::Protein(p) => protein_stages(plan, p, data_dir)?,
         Body::Toy2d(t) => vec![
             Box::new(toy_data::ToyDataStage {
                 cfg: t.data.clone(),
@@ -45,7 +60,8 @@ pub fn build(plan: &Plan) -> Vec<Box<dyn Stage>> {
                 header: plan.workflow.clone(),
             }),
         ],
-    }
+        Body::Image(i) => image_data::stages(i, &plan.workflow),
+    })
 }
 
 /// What a stage reports when it finishes.

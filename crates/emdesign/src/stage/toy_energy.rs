@@ -78,7 +78,7 @@ pub fn load_potential(energy_dir: &Path, cfg: &Energy) -> Result<MlpPotential> {
 pub const KEEP_CHECKPOINTS: usize = 2;
 
 /// Delete all but the newest `keep` `ckpt-*.emck` files of `dir` (names sort by step).
-fn prune_checkpoints(dir: &Path, keep: usize) -> Result<()> {
+pub(super) fn prune_checkpoints(dir: &Path, keep: usize) -> Result<()> {
     let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("cannot list {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -97,7 +97,7 @@ fn prune_checkpoints(dir: &Path, keep: usize) -> Result<()> {
 }
 
 /// Keep only the log lines of steps `<= step` (the steps a resumed trainer has really done).
-fn truncate_log(path: &Path, step: u64) -> Result<()> {
+pub(super) fn truncate_log(path: &Path, step: u64) -> Result<()> {
     let Ok(text) = std::fs::read_to_string(path) else {
         return Ok(());
     };

@@ -1,8 +1,12 @@
 //! Workflow files: read the TOML ([`raw`]), check it into a [`plan::Plan`] ([`plan`]), and
 //! report every problem as `file:line:column: field `a.b`: what is wrong`.
 
+pub mod image;
+pub mod image_raw;
 pub mod plan;
+pub mod protein;
 pub mod raw;
+pub mod raw_protein;
 pub mod toy2d;
 
 use std::ops::Range;

@@ -39,6 +39,10 @@ pub struct Header {
 pub enum Body {
     /// Energy Matching on a 2D target.
     Toy2d(Toy2d),
+    /// Energy Matching vs OT-CFM on images.
+    Image(super::image::Image),
+    /// Protein design on a GGS benchmark split.
+    Protein(super::protein::Protein),
 }
 
 impl Plan {
@@ -46,6 +50,15 @@ impl Plan {
     pub fn stage_names(&self) -> &'static [&'static str] {
         match self.body {
             Body::Toy2d(_) => &["data", "energy", "sample", "report"],
+            Body::Protein(_) => &[
+                "data",
+                "predictor",
+                "energy",
+                "design",
+                "evaluate",
+                "report",
+            ],
+            Body::Image(_) => &super::image::IMAGE_STAGES,
         }
     }
 
@@ -62,6 +75,14 @@ impl Plan {
             Body::Toy2d(t) => toml::to_string(&Resolved {
                 workflow: &self.workflow,
                 body: t,
+            })?,
+            Body::Image(i) => toml::to_string(&Resolved {
+                workflow: &self.workflow,
+                body: i,
+            })?,
+            Body::Protein(p) => toml::to_string(&Resolved {
+                workflow: &self.workflow,
+                body: p,
             })?,
         };
         Ok(text)
@@ -142,11 +163,8 @@ pub fn build(src: &Source, run_dir: Option<&Path>) -> Result<Plan> {
     let kind = head.workflow.kind.get_ref().as_str();
     match kind {
         "toy2d" => super::toy2d::build(src, run_dir),
-        "protein" | "image" => Err(src.error_at(
-            head.workflow.kind.span(),
-            "workflow.kind",
-            format!("workflow kind `{kind}` is not available yet in this build (only `toy2d`)"),
-        )),
+        "image" => super::image::build(src, run_dir),
+        "protein" => super::protein::build(src, run_dir),
         other => Err(src.error_at(
             head.workflow.kind.span(),
             "workflow.kind",
@@ -208,7 +226,9 @@ mod tests {
     #[test]
     fn minimal_file_gets_defaults() {
         let plan = build(&src(MIN), None).unwrap();
-        let Body::Toy2d(t) = &plan.body;
+        let Body::Toy2d(t) = &plan.body else {
+            panic!("not a toy2d plan")
+        };
         assert_eq!(t.energy.train.steps, 2000);
         assert_eq!(plan.workflow.name, "w");
         assert!(plan.workflow.run_dir.ends_with("dir/runs/w"));

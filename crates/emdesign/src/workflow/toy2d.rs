@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::Source;
 use super::plan::{Body, Check, Plan, base_dir, header};
-use super::raw::RawToy2d;
+use super::raw::{RawToy2d, RawTrain};
 
 /// The 2D targets `em_core::toy` provides.
 pub const TOY_TARGETS: [&str; 3] = ["two-moons", "8gaussians", "checkerboard"];
@@ -152,60 +152,7 @@ pub(super) fn build(src: &Source, run_dir: Option<&Path>) -> Result<Plan> {
         n_train: c.int("data.n_train", &d.n_train, 4096, 16, 10_000_000)?,
         n_eval: c.int("data.n_eval", &d.n_eval, 2000, 16, 1_000_000)?,
     };
-    let t = &raw.energy.train;
-    let steps = c.int("energy.train.steps", &t.steps, 2000, 1, 100_000_000)?;
-    let train = Train {
-        steps,
-        warmup_steps: c.int(
-            "energy.train.warmup_steps",
-            &t.warmup_steps,
-            steps * 3 / 4,
-            0,
-            steps,
-        )?,
-        batch_size: c.int("energy.train.batch_size", &t.batch_size, 256, 2, 1_000_000)?,
-        lr: c.float("energy.train.lr", &t.lr, 1e-3, 0.0, 1.0, true)?,
-        lambda_cd: c.float("energy.train.lambda_cd", &t.lambda_cd, 0.1, 0.0, 1e6, false)?,
-        eps_max: c.float("energy.train.eps_max", &t.eps_max, 0.01, 0.0, 100.0, false)?,
-        tau_star: c.float(
-            "energy.train.tau_star",
-            &t.tau_star,
-            0.5,
-            0.0,
-            0.999_999,
-            false,
-        )?,
-        langevin_steps: c.int(
-            "energy.train.langevin_steps",
-            &t.langevin_steps,
-            50,
-            1,
-            100_000,
-        )?,
-        langevin_dt: c.float(
-            "energy.train.langevin_dt",
-            &t.langevin_dt,
-            0.01,
-            0.0,
-            10.0,
-            true,
-        )?,
-        ema_decay: c.float(
-            "energy.train.ema_decay",
-            &t.ema_decay,
-            0.99,
-            0.0,
-            0.999_999,
-            false,
-        )?,
-        checkpoint_every: c.int(
-            "energy.train.checkpoint_every",
-            &t.checkpoint_every,
-            100,
-            1,
-            100_000_000,
-        )?,
-    };
+    let train = check_train(&c, &raw.energy.train, &TOY_TRAIN, |steps| steps * 3 / 4)?;
     let e = &raw.energy;
     let energy = Energy {
         hidden: c.int("energy.hidden", &e.hidden, 64, 1, 65_536)?,
@@ -240,5 +187,103 @@ pub(super) fn build(src: &Source, run_dir: Option<&Path>) -> Result<Plan> {
             sample,
             report,
         }),
+    })
+}
+
+/// The toy2d trainer defaults.
+const TOY_TRAIN: Train = Train {
+    steps: 2000,
+    warmup_steps: 1500,
+    batch_size: 256,
+    lr: 1e-3,
+    lambda_cd: 0.1,
+    eps_max: 0.01,
+    tau_star: 0.5,
+    langevin_steps: 50,
+    langevin_dt: 0.01,
+    ema_decay: 0.99,
+    checkpoint_every: 100,
+};
+
+/// Check `[energy.train]` (shared by every workflow kind) against defaults `d`; the warm-up
+/// default is `warmup(steps)`.
+pub(super) fn check_train(
+    c: &Check,
+    t: &RawTrain,
+    d: &Train,
+    warmup: impl Fn(usize) -> usize,
+) -> Result<Train> {
+    let steps = c.int("energy.train.steps", &t.steps, d.steps, 1, 100_000_000)?;
+    Ok(Train {
+        steps,
+        warmup_steps: c.int(
+            "energy.train.warmup_steps",
+            &t.warmup_steps,
+            warmup(steps),
+            0,
+            steps,
+        )?,
+        batch_size: c.int(
+            "energy.train.batch_size",
+            &t.batch_size,
+            d.batch_size,
+            2,
+            1_000_000,
+        )?,
+        lr: c.float("energy.train.lr", &t.lr, d.lr, 0.0, 1.0, true)?,
+        lambda_cd: c.float(
+            "energy.train.lambda_cd",
+            &t.lambda_cd,
+            d.lambda_cd,
+            0.0,
+            1e6,
+            false,
+        )?,
+        eps_max: c.float(
+            "energy.train.eps_max",
+            &t.eps_max,
+            d.eps_max,
+            0.0,
+            100.0,
+            false,
+        )?,
+        tau_star: c.float(
+            "energy.train.tau_star",
+            &t.tau_star,
+            d.tau_star,
+            0.0,
+            0.999_999,
+            false,
+        )?,
+        langevin_steps: c.int(
+            "energy.train.langevin_steps",
+            &t.langevin_steps,
+            d.langevin_steps,
+            1,
+            100_000,
+        )?,
+        langevin_dt: c.float(
+            "energy.train.langevin_dt",
+            &t.langevin_dt,
+            d.langevin_dt,
+            0.0,
+            10.0,
+            true,
+        )?,
+        ema_decay: c.float(
+            "energy.train.ema_decay",
+            &t.ema_decay,
+            d.ema_decay,
+            0.0,
+            0.999_999,
+            false,
+        )?,
+        checkpoint_every: c.int(
+            "energy.train.checkpoint_every",
+            &t.checkpoint_every,
+            d.checkpoint_every,
+            1,
+            100_000_000,
+        )?,
     })
 }

@@ -1,0 +1,140 @@
+//! Protein stages `data` (the GGS split of the task's ground truth -> `train.csv` +
+//! `split.json`) and `predictor` (the published GGS predictor copied from the verified data
+//! directory, or a CNN trained on the split -> `predictor.safetensors`).
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use burn::prelude::*;
+use em_protein::benchmark::{self, SplitSpec};
+use em_protein::io;
+use em_protein::predictor::train_predictor;
+
+use super::protein_files::{SplitInfo, predictor_path, read_train, write_json};
+use super::{Outcome, Stage, StageCtx};
+use crate::workflow::protein::{Predictor, ProteinData};
+
+/// The `data` stage of a protein workflow.
+pub struct ProteinDataStage {
+    /// Task and difficulty.
+    pub cfg: ProteinData,
+}
+
+impl Stage for ProteinDataStage {
+    fn name(&self) -> &str {
+        "data"
+    }
+    fn kind(&self) -> &str {
+        "protein.data"
+    }
+    fn config(&self) -> serde_json::Value {
+        serde_json::json!({ "data": self.cfg })
+    }
+    fn run(&self, ctx: &StageCtx) -> Result<Outcome> {
+        let (task, difficulty) = (self.cfg.task, self.cfg.difficulty);
+        let gt = task.ground_truth()?;
+        let (min_gt, max_gt) = gt.score_range().context("empty ground truth")?;
+        let split = benchmark::split(&gt, &SplitSpec::ggs(difficulty));
+        io::csv::write_scored_csv(&ctx.out.join("train.csv"), &split.data)?;
+        let info = SplitInfo {
+            task: task.name().into(),
+            difficulty: difficulty.name().into(),
+            length: task.length(),
+            n_ground_truth: gt.len(),
+            n_train: split.data.len(),
+            n_window: split.n_window,
+            n_top: split.n_top,
+            lo_score: split.lo_score,
+            hi_score: split.hi_score,
+            min_gt,
+            max_gt,
+        };
+        write_json(&ctx.out.join("split.json"), &info)?;
+        Ok(Outcome {
+            headline: vec![
+                ("split".into(), format!("{}-{}", info.task, info.difficulty)),
+                ("train".into(), info.n_train.to_string()),
+                ("of".into(), info.n_ground_truth.to_string()),
+            ],
+            metrics: serde_json::to_value(&info)?,
+        })
+    }
+}
+
+/// The `predictor` stage of a protein workflow.
+pub struct PredictorStage {
+    /// Source and settings.
+    pub cfg: Predictor,
+    /// Split (names the GGS checkpoint).
+    pub data: ProteinData,
+    /// The verified GGS checkpoint (`source = "ggs"`).
+    pub ggs_path: Option<PathBuf>,
+    /// Workflow seed.
+    pub seed: u64,
+}
+
+impl Stage for PredictorStage {
+    fn name(&self) -> &str {
+        "predictor"
+    }
+    fn kind(&self) -> &str {
+        "protein.predictor"
+    }
+    fn config(&self) -> serde_json::Value {
+        serde_json::json!({ "predictor": self.cfg, "data": self.data, "seed": self.seed })
+    }
+    fn input_files(&self) -> Vec<PathBuf> {
+        self.ggs_path.iter().cloned().collect()
+    }
+    fn upstream(&self) -> Vec<&str> {
+        vec!["data"]
+    }
+    fn run(&self, ctx: &StageCtx) -> Result<Outcome> {
+        let out = predictor_path(ctx.out);
+        if let Some(src) = &self.ggs_path {
+            std::fs::copy(src, &out).with_context(|| {
+                format!("cannot copy {} to {}", src.display(), out.display())
+            })?;
+            let name = src
+                .file_name()
+                .map_or(String::new(), |n| n.to_string_lossy().into_owned());
+            write_json(
+                &ctx.out.join("predictor.json"),
+                &serde_json::json!({ "source": "ggs", "file": src, "config": self.cfg }),
+            )?;
+            return Ok(Outcome {
+                headline: vec![("source".into(), format!("ggs:{name}"))],
+                metrics: serde_json::json!({ "source": "ggs", "file": src }),
+            });
+        }
+        let Some(cfg) = self.cfg.train_config(self.seed) else {
+            anyhow::bail!("predictor: neither a GGS checkpoint nor training settings");
+        };
+        let train = read_train(ctx.input("data")?)?;
+        let rows: Vec<(Vec<u8>, f32)> = train
+            .sequences()
+            .iter()
+            .zip(train.scores())
+            .map(|(s, &y)| (s.indices().to_vec(), y as f32))
+            .collect();
+        let bar = ctx.progress.bar("predictor", cfg.epochs as u64);
+        let (cnn, report) = train_predictor(&rows, &cfg, &Device::flex(), |e| {
+            bar.set_position(e.epoch as u64);
+            bar.set_message(format!("mse {:.4}", e.train_mse));
+        })?;
+        bar.finish_and_clear();
+        cnn.save(&out)?;
+        write_json(&ctx.out.join("predictor.json"), &report)?;
+        let rho = report
+            .val_spearman
+            .map_or("-".into(), |r| format!("{r:.3}"));
+        Ok(Outcome {
+            headline: vec![
+                ("source".into(), "train".into()),
+                ("epoch".into(), report.chosen_epoch.to_string()),
+                ("val_spearman".into(), rho),
+            ],
+            metrics: serde_json::json!({ "source": "train", "val_spearman": report.val_spearman }),
+        })
+    }
+}
