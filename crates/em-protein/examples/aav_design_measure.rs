@@ -1,6 +1,6 @@
 //! Scratch measurement (not a test): EM design on AAV hard at a modest CPU budget, scored by
 //! the GGS oracle, with and without repulsion and guidance.
-//! Run: `cargo run -p em-protein --example aav_design_measure -- [STEPS] [ZETAS] [SIGMA_W]`.
+//! Run: `cargo run -p em-protein --example aav_design_measure -- [STEPS] [ZETAS] [SIGMA_W] [T_END] [quad]`.
 
 use std::path::Path;
 use std::time::Instant;
@@ -26,6 +26,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(str::parse)
         .collect::<Result<_, _>>()?;
     let sigma_w: f64 = args.get(3).map_or(Ok(11.0), |s| s.parse())?;
+    let t_end: f64 = args.get(4).map_or(Ok(1.3), |s| s.parse())?;
+    let only_full = args.get(5).is_some_and(|s| s == "quad");
     let device = Device::flex();
     let data = Path::new("/work/shared/datasets");
     let t = Instant::now();
@@ -87,17 +89,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let base = DesignConfig {
         seeds: vec![0],
         interaction: Interaction::Quadratic { sigma_w },
+        t_end,
         ..Default::default()
     };
     let mut runs: Vec<(String, DesignConfig)> = Vec::new();
     for &z in &zetas {
         runs.push((
-            format!("zeta {z} + quadratic {sigma_w}"),
+            format!("zeta {z} + quadratic {sigma_w}, t_end {t_end}"),
             DesignConfig {
                 zeta: z,
                 ..base.clone()
             },
         ));
+        if only_full {
+            continue;
+        }
         runs.push((
             format!("zeta {z}, no interaction"),
             DesignConfig {
@@ -107,13 +113,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             },
         ));
     }
-    runs.push((
-        format!("no guidance + quadratic {sigma_w}"),
-        DesignConfig {
-            zeta: f64::INFINITY,
-            ..base.clone()
-        },
-    ));
+    if !only_full {
+        runs.push((
+            format!("no guidance + quadratic {sigma_w}"),
+            DesignConfig {
+                zeta: f64::INFINITY,
+                ..base.clone()
+            },
+        ));
+    }
     for (name, c) in runs {
         let t = Instant::now();
         let batch = design(&potential, &predictor, min_gt, max_gt, &c, 0, &device)?;

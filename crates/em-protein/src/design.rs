@@ -184,7 +184,7 @@ impl DesignConfig {
         positive("dt", self.dt)?;
         positive("t_end", self.t_end)?;
         positive("temperature", self.temperature)?;
-        if !(self.zeta > 0.0) {
+        if self.zeta.is_nan() || self.zeta <= 0.0 {
             return Err(DesignError::config(
                 "zeta",
                 format!("must be > 0 (inf disables guidance), got {}", self.zeta),
@@ -268,14 +268,8 @@ pub fn design<P: Potential + ?Sized>(
         ));
     }
     let length = dim / ALPHABET_SIZE;
-    let guidance = PredictorGuidance::new(
-        predictor,
-        length,
-        cfg.zeta,
-        cfg.temperature,
-        min_gt,
-        max_gt,
-    );
+    let guidance =
+        PredictorGuidance::new(predictor, length, cfg.zeta, cfg.temperature, min_gt, max_gt);
     let quadratic;
     let kernel;
     let mut terms: Vec<&dyn EnergyTerm> = Vec::new();

@@ -151,7 +151,11 @@ pub(crate) fn common_length(seqs: &[Sequence]) -> Result<usize, DesignError> {
     let first = seqs.first().ok_or_else(|| DesignError::Data {
         what: "no training sequences".into(),
     })?;
-    if let Some((i, s)) = seqs.iter().enumerate().find(|(_, s)| s.len() != first.len()) {
+    if let Some((i, s)) = seqs
+        .iter()
+        .enumerate()
+        .find(|(_, s)| s.len() != first.len())
+    {
         return Err(DesignError::Data {
             what: format!(
                 "training sequence {i} has length {}, the first has {}",
@@ -280,15 +284,30 @@ mod tests {
         // A rerun finds the finished checkpoint and returns the same weights.
         let again = train_energy(&seqs(), &tiny(), Some(&ckpt), None, &device).unwrap();
         let x = crate::representation::embed_tensor(&seqs(), 8, &device);
-        let e1 = v.energy(x.clone()).into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
-        let e2 = again.energy(x.clone()).into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
+        let e1 = v
+            .energy(x.clone())
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .unwrap();
+        let e2 = again
+            .energy(x.clone())
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .unwrap();
         assert_eq!(e1, e2);
 
         let path = dir.path().join("v.empot");
         save_potential(&path, &v, &tiny().model).unwrap();
         let (back, model) = load_potential(&path, &device).unwrap();
         assert_eq!(model, tiny().model);
-        let e3 = back.energy(x).into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
+        let e3 = back
+            .energy(x)
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .unwrap();
         assert_eq!(e1, e3);
 
         let mut garbage = b"EMPOT001".to_vec();

@@ -110,7 +110,12 @@ mod tests {
 
     fn total(g: &PredictorGuidance, v: &[f32], eps: f64) -> f64 {
         let x = Tensor::<2>::from_data(TensorData::new(v.to_vec(), [B, L * 20]), &Device::flex());
-        let e = g.energy(x, 0.0, eps).into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
+        let e = g
+            .energy(x, 0.0, eps)
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .unwrap();
         e.iter().map(|&a| f64::from(a)).sum()
     }
 
@@ -128,7 +133,12 @@ mod tests {
             .collect();
         let eps = 0.1;
         let x = Tensor::<2>::from_data(TensorData::new(v.clone(), [B, L * 20]), &Device::flex());
-        let analytic = g.grad(x, 0.0, eps).into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
+        let analytic = g
+            .grad(x, 0.0, eps)
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .unwrap();
         let h = 1e-2f32;
         let errs: Vec<f64> = (0..v.len())
             .map(|i| {
@@ -141,7 +151,10 @@ mod tests {
                 (numeric - f64::from(analytic[i])).abs()
             })
             .collect();
-        let scale = analytic.iter().map(|a| f64::from(a.abs())).fold(0.0, f64::max);
+        let scale = analytic
+            .iter()
+            .map(|a| f64::from(a.abs()))
+            .fold(0.0, f64::max);
         assert!(scale > 1e-2, "gradient is trivially small: {scale}");
         let max = errs.iter().copied().fold(0.0, f64::max) / scale;
         assert!(max < 1e-3, "max relative error {max:e}");
@@ -151,10 +164,25 @@ mod tests {
     fn zero_temperature_gives_zero_guidance_and_energy_is_the_formula() {
         let g = guidance();
         let x = Tensor::<2>::zeros([B, L * 20], &Device::flex());
-        let grad = g.grad(x.clone(), 0.0, 0.0).into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
+        let grad = g
+            .grad(x.clone(), 0.0, 0.0)
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .unwrap();
         assert!(grad.iter().all(|&a| a == 0.0));
-        let f = g.fitness(x.clone()).into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
-        let e = g.energy(x, 0.0, 0.2).into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
+        let f = g
+            .fitness(x.clone())
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .unwrap();
+        let e = g
+            .energy(x, 0.0, 0.2)
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .unwrap();
         for (fi, ei) in f.iter().zip(&e) {
             let want = 0.2 / 0.25 * 0.5 * (fi - 1.0).powi(2);
             assert!((ei - want).abs() < 1e-6, "{ei} vs {want}");

@@ -72,6 +72,15 @@ pub fn decode(x: Tensor<2>, length: usize) -> Vec<Sequence> {
 /// The relaxed predictor input `softmax(x / T)` over the residue channels:
 /// `[batch, length*20] -> [batch, length, 20]`, each position a probability vector.
 /// Differentiable in `x` on an autodiff device.
+///
+/// ```
+/// use burn::prelude::*;
+/// let x = Tensor::<2>::zeros([1, 40], &Device::flex()); // 2 positions, all channels tied
+/// let p = em_protein::representation::relax(x, 2, 0.25);
+/// assert_eq!(p.dims(), [1, 2, 20]);
+/// let v = p.into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
+/// assert!(v.iter().all(|&q| (q - 0.05).abs() < 1e-6));
+/// ```
 pub fn relax(x: Tensor<2>, length: usize, temperature: f64) -> Tensor<3> {
     let [batch, _] = x.dims();
     softmax(x.reshape([batch, length, ALPHABET_SIZE]) / temperature, 2)
@@ -93,7 +102,12 @@ mod tests {
         let device = Device::flex();
         let x = embed_tensor(&seqs(), 6, &device);
         assert_eq!(x.dims(), [2, 120]);
-        let v = x.clone().into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
+        let v = x
+            .clone()
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .unwrap();
         assert!(v.iter().all(|&a| a == 1.0 || a == -1.0));
         assert_eq!(v.iter().filter(|&&a| a == 1.0).count(), 12);
         assert_eq!(decode(x, 6), seqs());

@@ -9,6 +9,7 @@
 pub mod adalead;
 mod additive;
 pub mod gwg;
+pub mod ot_cfm;
 pub mod random;
 
 pub use additive::Additive;
