@@ -14,3 +14,13 @@ mod workflows;
 
 // Protein subcommands: data split sizes, oracle and eval on the data directory.
 mod protein;
+
+// The protein workflow on workflows/smoke.toml: outputs, cache hits, determinism,
+// kill-and-resume, bad workflow files (data-dir tests skip without the data directory).
+mod protein_workflow;
+
+// The image workflow (tiny MNIST run, cache hit, bad TOML, CIFAR-10 refusal) and `image fid`.
+mod image_workflow;
+
+// `emdesign bench`: a tiny methods x tasks x seeds grid, outputs, resume, narrowing.
+mod bench;

@@ -46,6 +46,8 @@ pub enum Command {
         /// A FASTA or CSV file of sequences.
         file: PathBuf,
     },
+    /// Benchmark design methods x tasks x seeds under one predictor-call budget.
+    Bench(crate::bench::BenchArgs),
     /// Image benchmark tools (`image fid A B`).
     Image {
         #[command(subcommand)]

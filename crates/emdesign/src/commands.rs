@@ -31,6 +31,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Data {
             command: DataCommand::Fetch,
         } => protein::fetch(data_dir),
+        Command::Bench(args) => crate::bench::run(&args, data_dir),
         Command::Image { command } => crate::image_cmd::run(command, data_dir),
         Command::Oracle { task, file } => protein::oracle(task, &file, data_dir),
         Command::Eval {
@@ -48,12 +49,7 @@ fn run_workflow(args: &RunArgs, data_dir: Option<&Path>) -> Result<()> {
 }
 
 /// Run a checked plan: write `resolved.toml`, run the stages, write `summary.json`.
-fn execute(
-    plan: &Plan,
-    force: Option<String>,
-    quiet: bool,
-    data_dir: Option<&Path>,
-) -> Result<()> {
+fn execute(plan: &Plan, force: Option<String>, quiet: bool, data_dir: Option<&Path>) -> Result<()> {
     let stages = stage::build(plan, data_dir)?;
     if let Some(f) = &force
         && !plan.stage_names().contains(&f.as_str())

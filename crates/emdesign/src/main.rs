@@ -1,6 +1,7 @@
 //! The `emdesign` binary: parse the command line, run the command, print any error as one
 //! `error: a: b: c` chain and exit 1 (clap itself exits 2 on a usage error).
 
+mod bench;
 mod cli;
 mod commands;
 mod image_cmd;

@@ -1,6 +1,7 @@
 //! PNG plots of a protein run with plotters: the oracle-fitness histogram of the designs over
 //! that of the training split, and fitness vs diversity per seed with / without interaction.
-//! No text is drawn (no font needed); `report.md` says what the colours mean.
+//! Axes and labels are drawn when a system font is found, else the plot is drawn bare (no
+//! text); `report.md` says what the colours mean either way.
 
 use std::path::Path;
 
@@ -26,7 +27,23 @@ fn density(values: &[f64], lo: f64, hi: f64, bins: usize) -> Vec<f64> {
 }
 
 /// Overlaid histograms (fractions) of `designs` (red) and `training` (blue, behind).
-pub fn fitness_histogram(path: &Path, designs: &[f64], training: &[f64], bins: usize) -> Result<()> {
+pub fn fitness_histogram(
+    path: &Path,
+    designs: &[f64],
+    training: &[f64],
+    bins: usize,
+) -> Result<()> {
+    histogram(path, designs, training, bins, true)
+        .or_else(|_| histogram(path, designs, training, bins, false))
+}
+
+fn histogram(
+    path: &Path,
+    designs: &[f64],
+    training: &[f64],
+    bins: usize,
+    labelled: bool,
+) -> Result<()> {
     let err = |e: &dyn std::fmt::Display| anyhow!("cannot draw {}: {e}", path.display());
     let all = designs.iter().chain(training).filter(|v| v.is_finite());
     let lo = all.clone().copied().fold(0.0f64, f64::min);
@@ -36,10 +53,29 @@ pub fn fitness_histogram(path: &Path, designs: &[f64], training: &[f64], bins: u
     let top = d.iter().chain(&t).copied().fold(0.0, f64::max).max(1e-9) * 1.05;
     let root = BitMapBackend::new(path, (720, 420)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(&e))?;
-    let mut chart = ChartBuilder::on(&root)
-        .margin(12)
+    let mut builder = ChartBuilder::on(&root);
+    builder.margin(12);
+    if labelled {
+        builder
+            .caption(
+                "oracle fitness: designs (red) vs training split (blue)",
+                ("sans-serif", 18),
+            )
+            .x_label_area_size(36)
+            .y_label_area_size(48);
+    }
+    let mut chart = builder
         .build_cartesian_2d(lo..hi, 0.0..top)
         .map_err(|e| err(&e))?;
+    if labelled {
+        chart
+            .configure_mesh()
+            .disable_mesh()
+            .x_desc("normalised oracle fitness")
+            .y_desc("fraction")
+            .draw()
+            .map_err(|e| err(&e))?;
+    }
     let width = (hi - lo) / bins as f64;
     for (values, color) in [(&t, REFERENCE.mix(0.5)), (&d, DESIGN.mix(0.6))] {
         chart
@@ -55,10 +91,12 @@ pub fn fitness_histogram(path: &Path, designs: &[f64], training: &[f64], bins: u
 
 /// One point per seed: `(diversity, fitness, with_interaction)`; red with, blue without.
 pub fn fitness_vs_diversity(path: &Path, points: &[(f64, f64, bool)]) -> Result<()> {
+    scatter(path, points, true).or_else(|_| scatter(path, points, false))
+}
+
+fn scatter(path: &Path, points: &[(f64, f64, bool)], labelled: bool) -> Result<()> {
     let err = |e: &dyn std::fmt::Display| anyhow!("cannot draw {}: {e}", path.display());
-    let finite = points
-        .iter()
-        .filter(|p| p.0.is_finite() && p.1.is_finite());
+    let finite = points.iter().filter(|p| p.0.is_finite() && p.1.is_finite());
     let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
     for p in finite.clone() {
         (x0, x1, y0, y1) = (x0.min(p.0), x1.max(p.0), y0.min(p.1), y1.max(p.1));
@@ -70,18 +108,29 @@ pub fn fitness_vs_diversity(path: &Path, points: &[(f64, f64, bool)]) -> Result<
     let (px, py) = (pad(x0, x1), pad(y0, y1));
     let root = BitMapBackend::new(path, (520, 520)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(&e))?;
-    let mut chart = ChartBuilder::on(&root)
-        .margin(12)
+    let mut builder = ChartBuilder::on(&root);
+    builder.margin(12);
+    if labelled {
+        builder
+            .caption(
+                "per seed: with (red) / without (blue) interaction",
+                ("sans-serif", 16),
+            )
+            .x_label_area_size(36)
+            .y_label_area_size(48);
+    }
+    let mut chart = builder
         .build_cartesian_2d((x0 - px)..(x1 + px), (y0 - py)..(y1 + py))
         .map_err(|e| err(&e))?;
-    chart
-        .configure_mesh()
-        .disable_x_mesh()
-        .disable_y_mesh()
-        .x_labels(0)
-        .y_labels(0)
-        .draw()
-        .map_err(|e| err(&e))?;
+    if labelled {
+        chart
+            .configure_mesh()
+            .disable_mesh()
+            .x_desc("diversity")
+            .y_desc("fitness")
+            .draw()
+            .map_err(|e| err(&e))?;
+    }
     chart
         .draw_series(finite.map(|&(x, y, with)| {
             let c = if with { DESIGN } else { REFERENCE };

@@ -84,15 +84,17 @@ impl Stage for MetricsStage {
             read_idx(&ctx.input("sample_em")?.join(SAMPLES_IDX))?.slice(0, n),
             read_idx(&ctx.input("sample_cfm")?.join(SAMPLES_IDX))?.slice(0, n),
         ];
-        let extractor = FidExtractor::load(weights_path(&self.cfg), &device(&self.cfg.train.device))
-            .context("FID needs the Inception weights of the data directory")?;
+        let extractor =
+            FidExtractor::load(weights_path(&self.cfg), &device(&self.cfg.train.device))
+                .context("FID needs the Inception weights of the data directory")?;
         let total: usize = sets.iter().map(|s| s.len()).sum();
         let bar = ctx.progress.bar("metrics", total as u64);
         let start = Instant::now();
         let mut feats = Vec::with_capacity(sets.len());
         let mut done = 0;
         for set in &sets {
-            let f = extractor.features(set, batch, &mut |d, _| bar.set_position((done + d) as u64))?;
+            let f =
+                extractor.features(set, batch, &mut |d, _| bar.set_position((done + d) as u64))?;
             done += set.len();
             feats.push(f);
         }

@@ -177,8 +177,9 @@ impl Stage for ReportStage {
             for (file, suffix) in [(GRID_PNG, "grid"), (TRAJECTORY_PNG, "trajectory")] {
                 let from = ctx.input(stage)?.join(file);
                 let to = ctx.out.join(format!("{prefix}_{suffix}.png"));
-                std::fs::copy(&from, &to)
-                    .with_context(|| format!("cannot copy {} to {}", from.display(), to.display()))?;
+                std::fs::copy(&from, &to).with_context(|| {
+                    format!("cannot copy {} to {}", from.display(), to.display())
+                })?;
             }
         }
         let report = ImageReport {

@@ -123,6 +123,26 @@ struct Logger {
 
 impl Logger {
     fn new(path: &Path, bar: indicatif::ProgressBar, total: u64) -> Result<Self> {
+        Self::resuming(path, bar, total, 0)
+    }
+
+    /// A logger that first drops the lines of steps after `done` (logged by a killed run past
+    /// its last checkpoint, so they are about to be redone).
+    fn resuming(path: &Path, bar: indicatif::ProgressBar, total: u64, done: u64) -> Result<Self> {
+        if let Ok(text) = std::fs::read_to_string(path) {
+            let kept: String = text
+                .lines()
+                .filter(|l| {
+                    serde_json::from_str::<serde_json::Value>(l)
+                        .ok()
+                        .and_then(|v| v.get("step").and_then(serde_json::Value::as_u64))
+                        .is_some_and(|s| s <= done)
+                })
+                .map(|l| format!("{l}\n"))
+                .collect();
+            std::fs::write(path, kept)
+                .with_context(|| format!("cannot rewrite {}", path.display()))?;
+        }
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -155,7 +175,10 @@ impl Logger {
                 h.push(("cd".into(), format!("{cd:.4}")));
             }
         }
-        h.push(("s_per_step".into(), format!("{:.2}", secs / steps.max(1) as f64)));
+        h.push((
+            "s_per_step".into(),
+            format!("{:.2}", secs / steps.max(1) as f64),
+        ));
         h
     }
 }
@@ -193,8 +216,12 @@ impl Stage for TrainEmStage {
         dev.clone().autodiff().seed(init);
         let total = self.cfg.train.steps as u64;
         let bar = ctx.progress.bar("train_em", total);
-        let mut log = Logger::new(&ctx.out.join(LOG), bar, total)?;
         let ckpts = ctx.out.join(CHECKPOINTS);
+        let done = match checkpoint::latest(&ckpts)? {
+            Some(p) => checkpoint::read_meta(&p)?.step,
+            None => 0,
+        };
+        let mut log = Logger::resuming(&ctx.out.join(LOG), bar, total, done)?;
         let start = Instant::now();
         let mut first = None;
         train_em(

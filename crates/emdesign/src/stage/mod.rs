@@ -64,6 +64,57 @@ pub fn build(plan: &Plan, data_dir: Option<&Path>) -> Result<Vec<Box<dyn Stage>>
     })
 }
 
+fn protein_stages(
+    plan: &Plan,
+    p: &crate::workflow::protein::Protein,
+    data_dir: Option<&Path>,
+) -> Result<Vec<Box<dyn Stage>>> {
+    use crate::workflow::protein::Predictor;
+    use em_protein::datasets::{self, Checkpoint};
+    let dir = datasets::data_dir(data_dir)
+        .context("protein workflows need the data directory (oracle, GGS predictors)")?;
+    let task = p.data.task;
+    let oracle_path = task.checkpoint(&dir, Checkpoint::Oracle)?;
+    let ggs_path = match p.predictor {
+        Predictor::Ggs { smoothed } => Some(task.checkpoint(
+            &dir,
+            Checkpoint::Predictor {
+                difficulty: p.data.difficulty,
+                smoothed,
+            },
+        )?),
+        Predictor::Train { .. } => None,
+    };
+    let seed = plan.workflow.seed;
+    Ok(vec![
+        Box::new(protein_data::ProteinDataStage { cfg: p.data }),
+        Box::new(protein_data::PredictorStage {
+            cfg: p.predictor.clone(),
+            data: p.data,
+            ggs_path,
+            seed,
+        }),
+        Box::new(protein_energy::ProteinEnergyStage {
+            cfg: p.energy.clone(),
+            seed,
+        }),
+        Box::new(protein_design::ProteinDesignStage {
+            cfg: p.design.clone(),
+            predictor: p.predictor.clone(),
+        }),
+        Box::new(protein_evaluate::ProteinEvaluateStage {
+            cfg: p.evaluate.clone(),
+            design: p.design.clone(),
+            oracle_path,
+        }),
+        Box::new(protein_report::ProteinReportStage {
+            cfg: p.report.clone(),
+            design: p.design.clone(),
+            header: plan.workflow.clone(),
+        }),
+    ])
+}
+
 /// What a stage reports when it finishes.
 #[derive(Debug, Default, Clone)]
 pub struct Outcome {

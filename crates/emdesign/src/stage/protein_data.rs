@@ -92,9 +92,8 @@ impl Stage for PredictorStage {
     fn run(&self, ctx: &StageCtx) -> Result<Outcome> {
         let out = predictor_path(ctx.out);
         if let Some(src) = &self.ggs_path {
-            std::fs::copy(src, &out).with_context(|| {
-                format!("cannot copy {} to {}", src.display(), out.display())
-            })?;
+            std::fs::copy(src, &out)
+                .with_context(|| format!("cannot copy {} to {}", src.display(), out.display()))?;
             let name = src
                 .file_name()
                 .map_or(String::new(), |n| n.to_string_lossy().into_owned());

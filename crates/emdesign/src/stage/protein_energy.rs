@@ -63,10 +63,7 @@ impl Stage for ProteinEnergyStage {
             .clone()
             .check()
             .context("invalid `[energy.train]`")?;
-        let data = DataMatrix::new(
-            embed(train.sequences(), length),
-            length * ALPHABET_SIZE,
-        )?;
+        let data = DataMatrix::new(embed(train.sequences(), length), length * ALPHABET_SIZE)?;
         let device = Device::flex().autodiff();
         device.seed(cfg.train.seed);
         let ckpt_dir = ctx.out.join(CHECKPOINTS);

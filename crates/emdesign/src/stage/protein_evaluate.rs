@@ -158,11 +158,7 @@ impl Stage for ProteinEvaluateStage {
                 .iter()
                 .map(|s| s.indices().to_vec())
                 .collect();
-            let raw: Vec<f64> = oracle
-                .try_score(&idx)?
-                .into_iter()
-                .map(f64::from)
-                .collect();
+            let raw: Vec<f64> = oracle.try_score(&idx)?.into_iter().map(f64::from).collect();
             metrics::normalise(&raw, split.min_gt, split.max_gt)
         } else {
             Vec::new()

@@ -116,9 +116,7 @@ pub fn predictor_path(dir: &Path) -> PathBuf {
 /// Load the predictor a predictor stage wrote (shape from the plan's settings).
 pub fn load_predictor(dir: &Path, cfg: &Predictor, device: &Device) -> Result<Cnn> {
     let path = predictor_path(dir);
-    let shape = cfg
-        .train_config(0)
-        .map_or_else(CnnConfig::new, |t| t.cnn());
+    let shape = cfg.train_config(0).map_or_else(CnnConfig::new, |t| t.cnn());
     shape
         .load(&path, device)
         .with_context(|| format!("cannot load predictor {}", path.display()))

@@ -32,12 +32,15 @@ pub fn parse(text: &str, task: &str, difficulty: &str) -> Result<Vec<Published>>
         }
         let f: Vec<&str> = line.splitn(7, ',').map(str::trim).collect();
         if f.len() != 7 {
-            bail!("published.csv:{}: expected 7 columns, got {}", i + 1, f.len());
+            bail!(
+                "published.csv:{}: expected 7 columns, got {}",
+                i + 1,
+                f.len()
+            );
         }
         let num = |k: usize| {
-            f[k].parse::<f64>().map_err(|_| {
-                anyhow::anyhow!("published.csv:{}: `{}` is not a number", i + 1, f[k])
-            })
+            f[k].parse::<f64>()
+                .map_err(|_| anyhow::anyhow!("published.csv:{}: `{}` is not a number", i + 1, f[k]))
         };
         if f[0] == task && f[1] == difficulty {
             out.push(Published {
@@ -66,7 +69,7 @@ mod tests {
         let aav = rows("aav", "hard").unwrap();
         assert!(aav.iter().any(|r| r.method == "GGS"), "{aav:?}");
         assert!(aav.len() >= 2);
-        assert!(rows("gfp", "medium").unwrap().len() >= 1);
+        assert!(!rows("gfp", "medium").unwrap().is_empty());
         let e = parse("# c\nx,y,m,1,2\n", "x", "y").unwrap_err().to_string();
         assert!(e.contains("published.csv:2"), "{e}");
     }

@@ -210,7 +210,14 @@ pub(super) fn build(src: &Source, run_dir: Option<&Path>) -> Result<Plan> {
         batch_size,
         lr: c.float("train.lr", &t.lr, 1e-3, 0.0, 1.0, true)?,
         lr_warmup_steps: c.int("train.lr_warmup_steps", &t.lr_warmup_steps, 100, 0, steps)?,
-        ema_decay: c.float("train.ema_decay", &t.ema_decay, 0.999, 0.0, 0.999_999, false)?,
+        ema_decay: c.float(
+            "train.ema_decay",
+            &t.ema_decay,
+            0.999,
+            0.0,
+            0.999_999,
+            false,
+        )?,
         grad_clip: c.float("train.grad_clip", &t.grad_clip, 1.0, 0.0, 1e9, false)?,
         device,
     };
@@ -227,7 +234,14 @@ pub(super) fn build(src: &Source, run_dir: Option<&Path>) -> Result<Plan> {
         eps_max: c.float("train_em.eps_max", &e.eps_max, 0.01, 0.0, 100.0, false)?,
         tau_star: c.float("train_em.tau_star", &e.tau_star, 0.5, 0.0, 0.999_999, false)?,
         langevin_steps: c.int("train_em.langevin_steps", &e.langevin_steps, 20, 1, 100_000)?,
-        langevin_dt: c.float("train_em.langevin_dt", &e.langevin_dt, 0.05, 0.0, 10.0, true)?,
+        langevin_dt: c.float(
+            "train_em.langevin_dt",
+            &e.langevin_dt,
+            0.05,
+            0.0,
+            10.0,
+            true,
+        )?,
         checkpoint_every: c.int(
             "train_em.checkpoint_every",
             &e.checkpoint_every,

@@ -5,6 +5,7 @@ pub mod image;
 pub mod image_raw;
 pub mod plan;
 pub mod protein;
+pub mod protein_build;
 pub mod raw;
 pub mod raw_protein;
 pub mod toy2d;

@@ -1,0 +1,214 @@
+//! One bench cell (method, task, seed): design under the budget, evaluate the top-k with the
+//! task's oracle, and write the result atomically as `cells/<task>/<method>_seed<k>.json`
+//! with its key, so a rerun skips it when nothing it depends on changed.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use burn::prelude::*;
+use em_protein::baselines::adalead::AdaLead;
+use em_protein::baselines::gwg::GibbsWithGradients;
+use em_protein::baselines::ot_cfm::design_ot_cfm;
+use em_protein::baselines::random::RandomMutation;
+use em_protein::baselines::{DesignMethod, Predictor};
+use em_protein::design::{Interaction, design, evaluate};
+use em_protein::oracle::Oracle;
+use em_protein::sequence::Sequence;
+use serde::{Deserialize, Serialize};
+
+use super::config::{BenchPlan, Method};
+use super::tasks::{TaskEnv, TaskKind, sampler_config};
+use crate::progress::Progress;
+use crate::stage::cache::{self, Key};
+
+/// A finished cell; metrics are `None` for an n/a cell.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Cell {
+    /// Key of its inputs; a cell with another key is redone.
+    pub key: String,
+    /// Method name.
+    pub method: String,
+    /// Task name.
+    pub task: String,
+    /// Design seed.
+    pub seed: u64,
+    /// Why it did not run (`n/a (not differentiable)`), if so.
+    pub note: Option<String>,
+    /// GGS fitness (median normalised oracle score of the designs).
+    pub fitness: Option<f64>,
+    /// Mean pairwise Levenshtein distance of the designs.
+    pub diversity: Option<f64>,
+    /// Median distance to the training split / start population.
+    pub novelty: Option<f64>,
+    /// Designs evaluated (at most top_k).
+    pub n_designs: usize,
+    /// Predictor calls spent.
+    pub calls: usize,
+    /// Seconds spent designing and evaluating.
+    pub wall_secs: f64,
+}
+
+/// Where a cell's file lives.
+pub fn cell_path(run_dir: &Path, task: &str, method: Method, seed: u64) -> PathBuf {
+    run_dir
+        .join("cells")
+        .join(task)
+        .join(format!("{}_seed{seed}.json", method.name()))
+}
+
+/// The key of a cell: method, task, seed, budget, top_k and the task's upstream keys.
+pub fn cell_key(
+    plan: &BenchPlan,
+    env: &TaskEnv,
+    method: Method,
+    seed: u64,
+    extra: &[(String, Key)],
+) -> Result<Key> {
+    let mut upstream = env.upstream.clone();
+    upstream.extend_from_slice(extra);
+    cache::fingerprint(
+        "bench.cell",
+        &serde_json::json!({
+            "method": method.name(), "task": env.name, "seed": seed,
+            "budget": plan.budget, "top_k": plan.top_k,
+        }),
+        &[],
+        &upstream,
+    )
+}
+
+/// The finished cell at `path` if its key is `key`.
+pub fn finished(path: &Path, key: &Key) -> Option<Cell> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let cell: Cell = serde_json::from_str(&text).ok()?;
+    (cell.key == key.0).then_some(cell)
+}
+
+/// Runs one cell unless its file is finished under the same key; returns the cell and
+/// whether it ran.
+pub fn run(
+    plan: &BenchPlan,
+    env: &mut TaskEnv,
+    method: Method,
+    seed: u64,
+    progress: &Progress,
+) -> Result<(Cell, bool)> {
+    let extra = match method {
+        Method::OtCfm if matches!(env.kind, TaskKind::Protein(_)) => {
+            vec![("ot_cfm".to_string(), env.ot_cfm(plan, progress)?.1)]
+        }
+        _ => Vec::new(),
+    };
+    let key = cell_key(plan, env, method, seed, &extra)?;
+    let path = cell_path(&plan.run_dir, &env.name, method, seed);
+    if let Some(cell) = finished(&path, &key) {
+        return Ok((cell, false));
+    }
+    let start = Instant::now();
+    let mut cell = Cell {
+        key: key.0.clone(),
+        method: method.name().into(),
+        task: env.name.clone(),
+        seed,
+        note: None,
+        fitness: None,
+        diversity: None,
+        novelty: None,
+        n_designs: 0,
+        calls: 0,
+        wall_secs: 0.0,
+    };
+    let designed = design_cell(plan, env, method, seed, progress)
+        .with_context(|| format!("{} on {} seed {seed}", method.name(), env.name))?;
+    match designed {
+        None => cell.note = Some("n/a (not differentiable)".into()),
+        Some((designs, calls)) => {
+            let oracle: &dyn Oracle = match &env.kind {
+                TaskKind::Protein(p) => &p.oracle,
+                TaskKind::Ehrlich(f) => f,
+            };
+            let e = evaluate(&designs, oracle, &env.training, env.min_gt, env.max_gt);
+            let finite = |v: f64| v.is_finite().then_some(v);
+            cell.fitness = finite(e.fitness);
+            cell.diversity = finite(e.diversity);
+            cell.novelty = finite(e.novelty);
+            cell.n_designs = designs.len();
+            cell.calls = calls;
+        }
+    }
+    cell.wall_secs = start.elapsed().as_secs_f64();
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    cache::write_atomic(&path, serde_json::to_string_pretty(&cell)?.as_bytes())?;
+    Ok((cell, true))
+}
+
+/// The top-k designs and the predictor calls spent, or `None` when the method cannot run on
+/// the task (a gradient method on the black-box Ehrlich function).
+fn design_cell(
+    plan: &BenchPlan,
+    env: &mut TaskEnv,
+    method: Method,
+    seed: u64,
+    progress: &Progress,
+) -> Result<Option<(Vec<Sequence>, usize)>> {
+    let baseline: Option<Box<dyn DesignMethod>> = match method {
+        Method::Random => Some(Box::new(RandomMutation::default())),
+        Method::AdaLead => Some(Box::new(AdaLead::default())),
+        Method::Gwg => Some(Box::new(GibbsWithGradients::default())),
+        _ => None,
+    };
+    if let Some(m) = baseline {
+        let predictor: &dyn Predictor = match &env.kind {
+            TaskKind::Protein(p) => &p.predictor,
+            TaskKind::Ehrlich(f) => f,
+        };
+        if method.needs_gradient() && matches!(env.kind, TaskKind::Ehrlich(_)) {
+            return Ok(None);
+        }
+        let d = m.run(&env.start, predictor, plan.budget, seed)?;
+        let top = d
+            .top(plan.top_k)
+            .iter()
+            .map(|s| Sequence::from_indices(s.clone()))
+            .collect::<Result<Vec<_>, _>>()?;
+        return Ok(Some((top, d.calls)));
+    }
+    if matches!(env.kind, TaskKind::Ehrlich(_)) {
+        return Ok(None);
+    }
+    // Only protein tasks reach here (Ehrlich returned above). The field is trained (or
+    // loaded) first, while `env` may still be borrowed mutably.
+    let field = if method == Method::OtCfm {
+        Some(env.ot_cfm(plan, progress)?.0.clone())
+    } else {
+        None
+    };
+    let TaskKind::Protein(p) = &env.kind else {
+        return Ok(None);
+    };
+    let device = Device::flex();
+    let (min_gt, max_gt) = (env.min_gt, env.max_gt);
+    let sigma_w = p.design.sigma_w;
+    let interaction = match method {
+        Method::EmQuadratic => Interaction::Quadratic { sigma_w },
+        Method::EmKernel => Interaction::Kernel { sigma_w },
+        _ => Interaction::None,
+    };
+    let cfg = sampler_config(&p.design, interaction, plan.budget, plan.top_k)?;
+    let batch = match &field {
+        Some(field) => design_ot_cfm(field, &p.predictor, min_gt, max_gt, &cfg, seed, &device)?,
+        None => {
+            let potential = p
+                .potential
+                .as_ref()
+                .context("the energy was not trained for this task")?;
+            design(potential, &p.predictor, min_gt, max_gt, &cfg, seed, &device)?
+        }
+    };
+    // One guidance gradient per chain and step, one final score per unique design.
+    let calls = batch.n_samples * cfg.steps() + batch.n_unique;
+    Ok(Some((batch.sequences, calls)))
+}

@@ -1,0 +1,380 @@
+//! The bench file (`workflows/bench.toml`) as serde structs with unknown fields rejected, and
+//! the checked [`BenchPlan`]: methods x tasks x seeds, one predictor-call budget for all.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use em_protein::benchmark::Difficulty;
+use em_protein::datasets::Task;
+use em_protein::ehrlich::EhrlichConfig;
+use serde::{Deserialize, Serialize};
+
+/// A design method of the bench.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Method {
+    /// Random mutations of the start population (a floor).
+    Random,
+    /// AdaLead (Sinai et al. 2020).
+    AdaLead,
+    /// Gibbs-with-Gradients (Grathwohl et al. 2021).
+    Gwg,
+    /// OT-CFM prior with the EM predictor guidance.
+    OtCfm,
+    /// Energy Matching, no interaction.
+    Em,
+    /// Energy Matching, quadratic interaction.
+    EmQuadratic,
+    /// Energy Matching, kernel interaction.
+    EmKernel,
+}
+
+/// Every method, in table order.
+pub const METHODS: [Method; 7] = [
+    Method::Random,
+    Method::AdaLead,
+    Method::Gwg,
+    Method::OtCfm,
+    Method::Em,
+    Method::EmQuadratic,
+    Method::EmKernel,
+];
+
+impl Method {
+    /// Name in files and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Random => "random",
+            Method::AdaLead => "adalead",
+            Method::Gwg => "gwg",
+            Method::OtCfm => "ot-cfm",
+            Method::Em => "em",
+            Method::EmQuadratic => "em-quadratic",
+            Method::EmKernel => "em-kernel",
+        }
+    }
+
+    /// Whether it needs the predictor's input gradient.
+    pub fn needs_gradient(self) -> bool {
+        !matches!(self, Method::Random | Method::AdaLead)
+    }
+
+    /// Whether it needs the trained energy.
+    pub fn is_em(self) -> bool {
+        matches!(self, Method::Em | Method::EmQuadratic | Method::EmKernel)
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        METHODS.into_iter().find(|m| m.name() == s)
+    }
+}
+
+/// A bench task: a GGS split, or the data-free Ehrlich function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BenchTask {
+    /// GFP or AAV at a difficulty.
+    Protein(Task, Difficulty),
+    /// The Ehrlich function of `[ehrlich]`.
+    Ehrlich,
+}
+
+/// Every task, in table order.
+pub const TASKS: [&str; 5] = [
+    "gfp-medium",
+    "gfp-hard",
+    "aav-medium",
+    "aav-hard",
+    "ehrlich",
+];
+
+impl BenchTask {
+    /// Name in files and on the command line (`aav-hard`).
+    pub fn name(self) -> String {
+        match self {
+            BenchTask::Protein(t, d) => format!("{}-{}", t.name(), d.name()),
+            BenchTask::Ehrlich => "ehrlich".into(),
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        let (t, d) = match s {
+            "ehrlich" => return Some(BenchTask::Ehrlich),
+            "gfp-medium" => (Task::Gfp, Difficulty::Medium),
+            "gfp-hard" => (Task::Gfp, Difficulty::Hard),
+            "aav-medium" => (Task::Aav, Difficulty::Medium),
+            "aav-hard" => (Task::Aav, Difficulty::Hard),
+            _ => return None,
+        };
+        Some(BenchTask::Protein(t, d))
+    }
+}
+
+/// `[bench]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHeader {
+    name: Option<String>,
+    run_dir: Option<String>,
+    seed: Option<u64>,
+    methods: Option<Vec<String>>,
+    tasks: Option<Vec<String>>,
+    seeds: Option<Vec<u64>>,
+    budget: usize,
+    top_k: Option<usize>,
+}
+
+/// `[ot_cfm]`: the vector field and its training.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OtCfmSettings {
+    /// Hidden channels.
+    pub hidden_channels: usize,
+    /// Odd kernel width.
+    pub kernel: usize,
+    /// Hidden blocks.
+    pub blocks: usize,
+    /// Training steps.
+    pub steps: u64,
+    /// Minibatch size.
+    pub batch_size: usize,
+    /// Adam step size.
+    pub lr: f64,
+}
+
+impl Default for OtCfmSettings {
+    fn default() -> Self {
+        Self {
+            hidden_channels: 64,
+            kernel: 5,
+            blocks: 3,
+            steps: 3000,
+            batch_size: 128,
+            lr: 1e-3,
+        }
+    }
+}
+
+/// `[ehrlich]`: the function (fields of em-protein's `EhrlichConfig`) and the start population.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EhrlichSettings {
+    /// Alphabet size.
+    pub vocab: usize,
+    /// Sequence length.
+    pub length: usize,
+    /// Motifs.
+    pub motifs: usize,
+    /// Motif length.
+    pub motif_length: usize,
+    /// Quantisation.
+    pub quantization: usize,
+    /// Seed of the function and the start population.
+    pub seed: u64,
+    /// Feasible start sequences (the "training split").
+    pub n_start: usize,
+}
+
+impl Default for EhrlichSettings {
+    fn default() -> Self {
+        let c = EhrlichConfig::default();
+        Self {
+            vocab: c.vocab,
+            length: c.length,
+            motifs: c.motifs,
+            motif_length: c.motif_length,
+            quantization: c.quantization,
+            seed: c.seed,
+            n_start: 128,
+        }
+    }
+}
+
+impl EhrlichSettings {
+    /// em-protein's config.
+    pub fn config(&self) -> EhrlichConfig {
+        EhrlichConfig {
+            vocab: self.vocab,
+            length: self.length,
+            motifs: self.motifs,
+            motif_length: self.motif_length,
+            quantization: self.quantization,
+            seed: self.seed,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBench {
+    bench: RawHeader,
+    #[serde(default)]
+    protein: toml::Table,
+    #[serde(default)]
+    ot_cfm: OtCfmSettings,
+    #[serde(default)]
+    ehrlich: EhrlichSettings,
+}
+
+/// A checked bench.
+#[derive(Debug, Clone)]
+pub struct BenchPlan {
+    /// The bench file.
+    pub path: PathBuf,
+    /// Name for reports.
+    pub name: String,
+    /// Where cells, task stages and outputs go.
+    pub run_dir: PathBuf,
+    /// Seed of the task stages (predictor training, energy training).
+    pub seed: u64,
+    /// Methods, in table order.
+    pub methods: Vec<Method>,
+    /// Tasks, in table order.
+    pub tasks: Vec<BenchTask>,
+    /// Design seeds.
+    pub seeds: Vec<u64>,
+    /// Predictor calls per cell.
+    pub budget: usize,
+    /// Designs evaluated per cell (the best by the predictor).
+    pub top_k: usize,
+    /// The protein workflow tables (`predictor`, `energy`, `design`, ...) shared by GFP/AAV.
+    pub protein: toml::Table,
+    /// OT-CFM settings.
+    pub ot_cfm: OtCfmSettings,
+    /// Ehrlich settings.
+    pub ehrlich: EhrlichSettings,
+}
+
+/// Narrowing from the command line.
+#[derive(Debug, Default)]
+pub struct Overrides {
+    /// `--methods`.
+    pub methods: Option<Vec<String>>,
+    /// `--tasks`.
+    pub tasks: Option<Vec<String>>,
+    /// `--seeds`.
+    pub seeds: Option<Vec<u64>>,
+    /// `--run-dir`.
+    pub run_dir: Option<PathBuf>,
+}
+
+fn pick<T>(
+    names: &[String],
+    what: &str,
+    parse: impl Fn(&str) -> Option<T>,
+    allowed: &[&str],
+) -> Result<Vec<T>> {
+    if names.is_empty() {
+        bail!("{what}: needs at least one");
+    }
+    names
+        .iter()
+        .map(|n| {
+            parse(n.trim()).with_context(|| {
+                format!(
+                    "{what}: unknown `{n}`, expected one of {}",
+                    allowed.join(", ")
+                )
+            })
+        })
+        .collect()
+}
+
+/// Reads and checks a bench file, applying the command line's narrowing.
+pub fn load(path: &Path, o: &Overrides) -> Result<BenchPlan> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read bench file {}", path.display()))?;
+    let raw: RawBench =
+        toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let h = raw.bench;
+    let ctx = |field: &str| format!("{}: field `bench.{field}`", path.display());
+    let method_names: Vec<&str> = METHODS.iter().map(|m| m.name()).collect();
+    let methods = o
+        .methods
+        .clone()
+        .or(h.methods)
+        .unwrap_or_else(|| method_names.iter().map(|s| s.to_string()).collect());
+    let methods =
+        pick(&methods, "methods", Method::parse, &method_names).context(ctx("methods"))?;
+    let tasks = o
+        .tasks
+        .clone()
+        .or(h.tasks)
+        .unwrap_or_else(|| TASKS.iter().map(|s| s.to_string()).collect());
+    let tasks = pick(&tasks, "tasks", BenchTask::parse, &TASKS).context(ctx("tasks"))?;
+    let seeds = o.seeds.clone().or(h.seeds).unwrap_or(vec![0, 1, 2, 3, 4]);
+    if seeds.is_empty() {
+        bail!("{}: needs at least one seed", ctx("seeds"));
+    }
+    if h.budget == 0 {
+        bail!("{}: must be >= 1 predictor call", ctx("budget"));
+    }
+    let top_k = h.top_k.unwrap_or(128);
+    if top_k == 0 {
+        bail!("{}: must be >= 1", ctx("top_k"));
+    }
+    for key in raw.protein.keys() {
+        if !["predictor", "energy", "design", "evaluate", "report"].contains(&key.as_str()) {
+            bail!(
+                "{}: field `protein.{key}`: unknown table, expected predictor, energy, design",
+                path.display()
+            );
+        }
+    }
+    let base = path.parent().unwrap_or(Path::new("."));
+    let run_dir = match &o.run_dir {
+        Some(d) => d.clone(),
+        None => base.join(h.run_dir.as_deref().unwrap_or("runs/bench")),
+    };
+    Ok(BenchPlan {
+        path: path.to_path_buf(),
+        name: h.name.unwrap_or_else(|| "bench".into()),
+        run_dir,
+        seed: h.seed.unwrap_or(0),
+        methods,
+        tasks,
+        seeds,
+        budget: h.budget,
+        top_k,
+        protein: raw.protein,
+        ot_cfm: raw.ot_cfm,
+        ehrlich: raw.ehrlich,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(text: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("b.toml");
+        std::fs::write(&p, text).unwrap();
+        (dir, p)
+    }
+
+    #[test]
+    fn defaults_narrowing_and_errors() {
+        let (_d, p) = write("[bench]\nbudget = 100\n[protein.design]\nt_end = 1.0\n");
+        let plan = load(&p, &Overrides::default()).unwrap();
+        assert_eq!((plan.methods.len(), plan.tasks.len()), (7, 5));
+        assert_eq!(plan.seeds, [0, 1, 2, 3, 4]);
+        let o = Overrides {
+            methods: Some(vec!["gwg".into(), "em-kernel".into()]),
+            tasks: Some(vec!["ehrlich".into()]),
+            ..Default::default()
+        };
+        let plan = load(&p, &o).unwrap();
+        assert_eq!(plan.methods, [Method::Gwg, Method::EmKernel]);
+        assert_eq!(plan.tasks, [BenchTask::Ehrlich]);
+        let bad = Overrides {
+            tasks: Some(vec!["tem1".into()]),
+            ..Default::default()
+        };
+        let e = format!("{:#}", load(&p, &bad).unwrap_err());
+        assert!(
+            e.contains("bench.tasks") && e.contains("unknown `tem1`"),
+            "{e}"
+        );
+        let (_d, p) = write("[bench]\nbudget = 1\nbudgte = 2\n");
+        assert!(load(&p, &Overrides::default()).is_err());
+    }
+}

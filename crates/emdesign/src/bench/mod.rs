@@ -1,0 +1,142 @@
+//! `emdesign bench`: methods x tasks x seeds under one predictor-call budget, on the same
+//! splits, predictors and oracles; resumable cell by cell; outputs `bench.{md,csv,json,png}`.
+//!
+//! [`config`] checks the bench file, [`tasks`] prepares each task once (protein tasks through
+//! the protein workflow's cached stages), [`cell`] runs and caches one cell, [`output`] and
+//! [`plot`] write the results.
+
+pub mod cell;
+pub mod config;
+pub mod output;
+pub mod plot;
+pub mod tasks;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::Args;
+
+use crate::progress::Progress;
+use config::{BenchTask, Method, Overrides};
+
+/// Arguments of `emdesign bench`.
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// The bench file (`workflows/bench.toml`).
+    pub bench: PathBuf,
+    /// Only these methods (random, adalead, gwg, ot-cfm, em, em-quadratic, em-kernel).
+    #[arg(long, value_delimiter = ',', value_name = "A,B")]
+    pub methods: Option<Vec<String>>,
+    /// Only these tasks (gfp-medium, gfp-hard, aav-medium, aav-hard, ehrlich).
+    #[arg(long, value_delimiter = ',', value_name = "T1,T2")]
+    pub tasks: Option<Vec<String>>,
+    /// Only these design seeds.
+    #[arg(long, value_delimiter = ',', value_name = "S1,S2")]
+    pub seeds: Option<Vec<u64>>,
+    /// Run directory (default: the bench file's `run_dir`).
+    #[arg(long, value_name = "DIR")]
+    pub run_dir: Option<PathBuf>,
+    /// No progress bars and no summary lines.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// Runs the bench grid, skipping finished cells, and writes the outputs.
+pub fn run(args: &BenchArgs, data_dir: Option<&Path>) -> Result<()> {
+    let plan = config::load(
+        &args.bench,
+        &Overrides {
+            methods: args.methods.clone(),
+            tasks: args.tasks.clone(),
+            seeds: args.seeds.clone(),
+            run_dir: args.run_dir.clone(),
+        },
+    )?;
+    // Check every protein task's settings before any work starts.
+    let mut notes = Vec::new();
+    let samplers = plan
+        .methods
+        .iter()
+        .any(|m| m.is_em() || *m == Method::OtCfm);
+    for &task in &plan.tasks {
+        if let BenchTask::Protein(..) = task {
+            let p = tasks::protein_plan(&plan, task, &plan.run_dir)?;
+            if samplers {
+                let cfg = tasks::sampler_config(
+                    &p.design,
+                    em_protein::design::Interaction::None,
+                    plan.budget,
+                    plan.top_k,
+                )?;
+                notes.push(format!(
+                    "{}: EM/OT-CFM run {} chains x {} steps (+1 final score each)",
+                    task.name(),
+                    cfg.n_samples,
+                    cfg.steps()
+                ));
+            }
+        }
+    }
+    let budget_note = if notes.is_empty() {
+        "baselines count calls with em-protein's Budget".to_string()
+    } else {
+        format!(
+            "baselines count calls with em-protein's Budget; {}",
+            notes.join("; ")
+        )
+    };
+    std::fs::create_dir_all(&plan.run_dir)
+        .with_context(|| format!("cannot create {}", plan.run_dir.display()))?;
+    let progress = Progress::new(args.quiet);
+    let total = plan.tasks.len() * plan.methods.len() * plan.seeds.len();
+    let start = Instant::now();
+    let mut cells = Vec::new();
+    let mut ran = 0;
+    let bar = progress.bar("bench", total as u64);
+    for &task in &plan.tasks {
+        let with_energy = plan.methods.iter().any(|m| m.is_em());
+        bar.set_message(format!("{}: preparing", task.name()));
+        let mut env = tasks::prepare(&plan, task, with_energy, data_dir, &progress)
+            .with_context(|| format!("task {}", task.name()))?;
+        for &method in &plan.methods {
+            for &seed in &plan.seeds {
+                bar.set_message(format!("{} {} seed {seed}", task.name(), method.name()));
+                let (c, fresh_run) = cell::run(&plan, &mut env, method, seed, &progress)?;
+                ran += usize::from(fresh_run);
+                bar.inc(1);
+                cells.push(c);
+            }
+        }
+    }
+    bar.finish_and_clear();
+    let rows = output::write(&plan.run_dir, &plan, &cells, &budget_note)?;
+    let panels: Vec<Vec<(usize, f64, f64)>> = plan
+        .tasks
+        .iter()
+        .map(|t| {
+            cells
+                .iter()
+                .filter(|c| c.task == t.name())
+                .filter_map(|c| {
+                    let m = plan.methods.iter().position(|m| m.name() == c.method)?;
+                    Some((m, c.diversity?, c.fitness?))
+                })
+                .collect()
+        })
+        .collect();
+    plot::fitness_vs_diversity(&plan.run_dir.join("bench.png"), &panels)?;
+    for r in rows.iter().filter(|r| r.seeds > 0) {
+        let f = r
+            .fitness
+            .map_or("n/a".into(), |[m, s]| format!("{m:.3} ({s:.3})"));
+        progress.line(&format!("{:<11} {:<13} fitness {f}", r.task, r.method));
+    }
+    progress.line(&format!(
+        "bench: {total} cells ({ran} ran, {} reused) in {:.1}s; outputs in {}",
+        total - ran,
+        start.elapsed().as_secs_f64(),
+        plan.run_dir.display()
+    ));
+    Ok(())
+}

@@ -1,0 +1,290 @@
+//! What every cell of one bench task shares: the split (through the protein workflow's own
+//! cached `data` -> `predictor` -> `energy` stages), predictor, oracle, potential, the cached
+//! OT-CFM field; or the Ehrlich function with its feasible start population.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow};
+use burn::module::Module;
+use burn::prelude::*;
+use burn::store::ModuleRecord;
+use burn::tensor::Bytes;
+use em_core::nn::SeqConvPotential;
+use em_core::train::{TrainConfig, step_seed};
+use em_protein::baselines::ot_cfm::{SeqVectorField, VectorFieldConfig, train_ot_cfm};
+use em_protein::cnn::Cnn;
+use em_protein::datasets::{self, Checkpoint};
+use em_protein::design::DesignConfig;
+use em_protein::ehrlich::Ehrlich;
+use em_protein::energy_model::load_potential;
+use em_protein::oracle::GgsCnnOracle;
+use em_protein::sequence::Sequence;
+
+use super::config::{BenchPlan, BenchTask};
+use crate::progress::Progress;
+use crate::stage::cache::{self, Key};
+use crate::stage::protein_energy::potential_path;
+use crate::stage::protein_files::{load_predictor, read_split, read_train};
+use crate::stage::{self, Runner};
+use crate::workflow::plan::{Body, build};
+use crate::workflow::protein::Design;
+use crate::workflow::{Source, protein::Protein};
+
+/// Seed stream of the OT-CFM trainer (derived from the bench seed).
+const SEED_OT_CFM: u64 = 13;
+
+/// A GFP/AAV task: split, models and the design settings of the EM rows.
+pub struct ProteinEnv {
+    /// Guides and ranks (never the oracle).
+    pub predictor: Cnn,
+    /// Scores the final designs.
+    pub oracle: GgsCnnOracle,
+    /// The trained energy, when an EM method runs.
+    pub potential: Option<SeqConvPotential>,
+    /// The `[protein.design]` settings (sigma_w, t_end, zeta, ...).
+    pub design: Design,
+    /// The OT-CFM field, trained (or loaded) on first use.
+    pub ot_cfm: Option<SeqVectorField>,
+    /// Sequence length.
+    pub length: usize,
+}
+
+/// The task side of one bench task.
+pub enum TaskKind {
+    /// A GGS split.
+    Protein(Box<ProteinEnv>),
+    /// The Ehrlich function (predictor = oracle = the function).
+    Ehrlich(Ehrlich),
+}
+
+/// One task, ready for its cells.
+pub struct TaskEnv {
+    /// `aav-hard`, `ehrlich`.
+    pub name: String,
+    /// Models.
+    pub kind: TaskKind,
+    /// Start population of the baselines (the training split).
+    pub start: Vec<Vec<u8>>,
+    /// The same as sequences (novelty reference).
+    pub training: Vec<Sequence>,
+    /// Fitness normalisation range.
+    pub min_gt: f64,
+    /// Fitness normalisation range.
+    pub max_gt: f64,
+    /// Keys of everything the task's cells depend on (stages, settings).
+    pub upstream: Vec<(String, Key)>,
+    /// The task's directory under the bench run dir.
+    pub dir: PathBuf,
+}
+
+/// The protein workflow text of `task` built from the bench's `[protein]` tables.
+fn protein_source(plan: &BenchPlan, task: BenchTask) -> Result<Source> {
+    let BenchTask::Protein(t, d) = task else {
+        return Err(anyhow!("not a protein task"));
+    };
+    let mut text = format!(
+        "[workflow]\nkind = \"protein\"\nname = \"{}-{}\"\nseed = {}\n[data]\ntask = \"{}\"\ndifficulty = \"{}\"\n",
+        plan.name,
+        task.name(),
+        plan.seed,
+        t.name(),
+        d.name()
+    );
+    text.push_str(&toml::to_string(&plan.protein).context("cannot write [protein] tables")?);
+    Ok(Source {
+        path: format!("{} [protein] for {}", plan.path.display(), task.name()).into(),
+        text,
+    })
+}
+
+/// Checks the `[protein]` tables by building the protein plan of `task` (no I/O).
+pub fn protein_plan(plan: &BenchPlan, task: BenchTask, dir: &Path) -> Result<Protein> {
+    let p = build(&protein_source(plan, task)?, Some(dir))?;
+    match p.body {
+        Body::Protein(p) => Ok(p),
+        _ => Err(anyhow!("[protein] did not give a protein workflow")),
+    }
+}
+
+/// Prepares `task`: runs (or reuses) its protein stages, `energy` only when `with_energy`.
+pub fn prepare(
+    plan: &BenchPlan,
+    task: BenchTask,
+    with_energy: bool,
+    data_dir: Option<&Path>,
+    progress: &Progress,
+) -> Result<TaskEnv> {
+    let dir = plan.run_dir.join("tasks").join(task.name());
+    match task {
+        BenchTask::Ehrlich => ehrlich(plan, dir),
+        BenchTask::Protein(t, _) => {
+            let src = protein_source(plan, task)?;
+            let wf = build(&src, Some(&dir))?;
+            let Body::Protein(p) = &wf.body else {
+                return Err(anyhow!("[protein] did not give a protein workflow"));
+            };
+            let stages = stage::build(&wf, data_dir)?;
+            let n = if with_energy { 3 } else { 2 };
+            let runner = Runner {
+                run_dir: dir.clone(),
+                force: None,
+                progress: progress.clone(),
+            };
+            let reports = runner.run(&stages[..n])?;
+            let upstream = reports
+                .iter()
+                .map(|r| (r.record.stage.clone(), r.record.key.clone()))
+                .collect();
+            let device = Device::flex();
+            let split = read_split(&dir.join("data"))?;
+            let train = read_train(&dir.join("data"))?;
+            let predictor = load_predictor(&dir.join("predictor"), &p.predictor, &device)?;
+            let ddir = datasets::data_dir(data_dir)?;
+            let oracle_path = t.checkpoint(&ddir, Checkpoint::Oracle)?;
+            let oracle = GgsCnnOracle::load(&oracle_path, &device)
+                .with_context(|| format!("cannot load oracle {}", oracle_path.display()))?;
+            let potential = if with_energy {
+                Some(load_potential(&potential_path(&dir.join("energy")), &device)?.0)
+            } else {
+                None
+            };
+            let training = train.sequences().to_vec();
+            Ok(TaskEnv {
+                name: task.name(),
+                start: training.iter().map(|s| s.indices().to_vec()).collect(),
+                training,
+                min_gt: split.min_gt,
+                max_gt: split.max_gt,
+                upstream,
+                dir,
+                kind: TaskKind::Protein(Box::new(ProteinEnv {
+                    predictor,
+                    oracle,
+                    potential,
+                    design: p.design.clone(),
+                    ot_cfm: None,
+                    length: split.length,
+                })),
+            })
+        }
+    }
+}
+
+fn ehrlich(plan: &BenchPlan, dir: PathBuf) -> Result<TaskEnv> {
+    let s = &plan.ehrlich;
+    let f = Ehrlich::generate(s.config()).context("invalid [ehrlich]")?;
+    let start = f.sample_feasible(s.n_start, step_seed(s.seed, 1));
+    let training = start
+        .iter()
+        .map(|x| Sequence::from_indices(x.clone()))
+        .collect::<Result<Vec<_>, _>>()
+        .context("ehrlich start population")?;
+    let key = cache::fingerprint("bench.ehrlich", &serde_json::to_value(s)?, &[], &[])?;
+    Ok(TaskEnv {
+        name: "ehrlich".into(),
+        kind: TaskKind::Ehrlich(f),
+        start,
+        training,
+        min_gt: 0.0,
+        max_gt: 1.0,
+        upstream: vec![("ehrlich".into(), key)],
+        dir,
+    })
+}
+
+/// The design settings of one sampler cell: `[protein.design]` with `n_samples` from the
+/// budget (`budget / (steps + 1)`: one guidance gradient per sample and step plus one final
+/// score each) and the bench's `top_k`.
+pub fn sampler_config(
+    design: &Design,
+    interaction: em_protein::design::Interaction,
+    budget: usize,
+    top_k: usize,
+) -> Result<DesignConfig> {
+    let mut cfg = design.config(false);
+    cfg.interaction = interaction;
+    cfg.top_k = top_k;
+    cfg.n_samples = budget / (cfg.steps() + 1);
+    if cfg.n_samples == 0 {
+        anyhow::bail!(
+            "bench.budget {budget} is below one sampler chain ({} steps + 1 calls)",
+            cfg.steps()
+        );
+    }
+    Ok(cfg)
+}
+
+impl TaskEnv {
+    /// The OT-CFM field of this task, trained on the training split once and cached as
+    /// `ot_cfm/<key>.bin` in the task directory (reused by later runs).
+    pub fn ot_cfm(
+        &mut self,
+        plan: &BenchPlan,
+        progress: &Progress,
+    ) -> Result<(&SeqVectorField, Key)> {
+        let TaskKind::Protein(env) = &mut self.kind else {
+            return Err(anyhow!("OT-CFM runs on protein tasks only"));
+        };
+        let s = &plan.ot_cfm;
+        let net = VectorFieldConfig::new(env.length)
+            .with_hidden_channels(s.hidden_channels)
+            .with_kernel(s.kernel)
+            .with_blocks(s.blocks);
+        let train = TrainConfig {
+            total_steps: s.steps,
+            flow_steps: s.steps,
+            batch_size: s.batch_size,
+            lr: s.lr,
+            lr_warmup_steps: (s.steps / 10).min(100),
+            checkpoint_every: 0,
+            seed: step_seed(plan.seed, SEED_OT_CFM),
+            ..TrainConfig::default()
+        };
+        let data_key: Vec<_> = self
+            .upstream
+            .iter()
+            .filter(|(n, _)| n == "data")
+            .cloned()
+            .collect();
+        let key = cache::fingerprint(
+            "bench.ot_cfm",
+            &serde_json::json!({ "settings": s, "seed": train.seed }),
+            &[],
+            &data_key,
+        )?;
+        if env.ot_cfm.is_none() {
+            let path = self.dir.join("ot_cfm").join(format!("{}.bin", key.short()));
+            let device = Device::flex();
+            let field = if path.is_file() {
+                let bytes = std::fs::read(&path)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes))
+                    .map_err(|e| anyhow!("{}: corrupt weights: {e}", path.display()))?;
+                net.init(&device)
+                    .try_load_record(record)
+                    .map_err(|e| anyhow!("{}: weights do not fit: {e}", path.display()))?
+            } else {
+                progress.line(&format!(
+                    "{}: training OT-CFM ({} steps)",
+                    self.name, s.steps
+                ));
+                let field = train_ot_cfm(&self.training, &net, &train, &device)?;
+                let bytes = field
+                    .clone()
+                    .into_record()
+                    .into_bytes()
+                    .map_err(|e| anyhow!("cannot encode OT-CFM weights: {e}"))?;
+                std::fs::create_dir_all(self.dir.join("ot_cfm"))
+                    .with_context(|| format!("cannot create {}", self.dir.display()))?;
+                cache::write_atomic(&path, &bytes)?;
+                field
+            };
+            env.ot_cfm = Some(field);
+        }
+        let field = env
+            .ot_cfm
+            .as_ref()
+            .ok_or_else(|| anyhow!("no OT-CFM field"))?;
+        Ok((field, key))
+    }
+}

@@ -1,0 +1,355 @@
+//! Checking a `kind = "protein"` workflow: the raw TOML becomes [`super::protein::Protein`]
+//! with defaults filled (the design issue's: 512 samples, 5 seeds, top 128, t_end / sigma_w
+//! by difficulty) and every value range-checked, errors naming file, line and field.
+
+use std::path::Path;
+
+use anyhow::Result;
+use em_protein::benchmark::Difficulty;
+use em_protein::datasets::Task;
+use em_protein::energy_model::EnergyNetConfig;
+use em_protein::predictor::TrainPredictorConfig;
+use toml::Spanned;
+
+use super::Source;
+use super::plan::{Body, Check, Plan, header};
+use super::protein::{
+    Design, Evaluate, Predictor, Protein, ProteinData, ProteinEnergy, ProteinReport,
+};
+use super::raw_protein::RawProtein;
+use super::toy2d::{Train, check_train};
+
+/// The trainer defaults for proteins (paper: eps_max 0.1, lambda_cd 1e-4).
+const PROTEIN_TRAIN: Train = Train {
+    steps: 3000,
+    warmup_steps: 2000,
+    batch_size: 128,
+    lr: 1e-3,
+    lambda_cd: 1e-4,
+    eps_max: 0.1,
+    tau_star: 0.5,
+    langevin_steps: 50,
+    langevin_dt: 0.01,
+    ema_decay: 0.999,
+    checkpoint_every: 250,
+};
+
+fn choice(
+    src: &Source,
+    field: &str,
+    v: &Option<Spanned<String>>,
+    default: &str,
+    allowed: &[&str],
+) -> Result<String> {
+    let Some(v) = v else {
+        return Ok(default.into());
+    };
+    let s = v.get_ref().to_ascii_lowercase();
+    if allowed.contains(&s.as_str()) {
+        Ok(s)
+    } else {
+        Err(src.error_at(
+            v.span(),
+            field,
+            format!(
+                "unknown value `{}`, expected one of {}",
+                v.get_ref(),
+                allowed.join(", ")
+            ),
+        ))
+    }
+}
+
+pub(crate) fn build(src: &Source, run_dir: Option<&Path>) -> Result<Plan> {
+    let raw: RawProtein = toml::from_str(&src.text).map_err(|e| src.toml_error(&e))?;
+    let c = Check { src };
+    let workflow = header(src, &raw.workflow, run_dir)?;
+    let d = &raw.data;
+    let task = choice(src, "data.task", &Some(d.task.clone()), "", &["gfp", "aav"])?;
+    let diff = choice(
+        src,
+        "data.difficulty",
+        &Some(d.difficulty.clone()),
+        "",
+        &["medium", "hard"],
+    )?;
+    let hard = diff == "hard";
+    let data = ProteinData {
+        task: if task == "gfp" { Task::Gfp } else { Task::Aav },
+        difficulty: if hard {
+            Difficulty::Hard
+        } else {
+            Difficulty::Medium
+        },
+    };
+
+    let p = &raw.predictor;
+    let source = choice(src, "predictor.source", &p.source, "ggs", &["ggs", "train"])?;
+    let predictor = if source == "ggs" {
+        let train_only = [
+            ("epochs", p.epochs.as_ref().map(Spanned::span)),
+            ("batch_size", p.batch_size.as_ref().map(Spanned::span)),
+            ("learning_rate", p.learning_rate.as_ref().map(Spanned::span)),
+            ("val_samples", p.val_samples.as_ref().map(Spanned::span)),
+            ("channels", p.channels.as_ref().map(Spanned::span)),
+            ("kernel_size", p.kernel_size.as_ref().map(Spanned::span)),
+        ];
+        if let Some((name, Some(span))) = train_only.into_iter().find(|(_, s)| s.is_some()) {
+            return Err(src.error_at(
+                span,
+                &format!("predictor.{name}"),
+                "only used with source = \"train\"",
+            ));
+        }
+        Predictor::Ggs {
+            smoothed: p.smoothed.as_ref().map_or(hard, |s| *s.get_ref()),
+        }
+    } else {
+        if let Some(s) = &p.smoothed {
+            return Err(src.error_at(
+                s.span(),
+                "predictor.smoothed",
+                "only used with source = \"ggs\"",
+            ));
+        }
+        let dflt = TrainPredictorConfig::default();
+        Predictor::Train {
+            epochs: c.int("predictor.epochs", &p.epochs, dflt.epochs, 1, 100_000)?,
+            batch_size: c.int(
+                "predictor.batch_size",
+                &p.batch_size,
+                dflt.batch_size,
+                1,
+                1_000_000,
+            )?,
+            learning_rate: c.float(
+                "predictor.learning_rate",
+                &p.learning_rate,
+                dflt.learning_rate,
+                0.0,
+                1.0,
+                true,
+            )?,
+            val_samples: c.int(
+                "predictor.val_samples",
+                &p.val_samples,
+                dflt.val_samples,
+                0,
+                1_000_000,
+            )?,
+            channels: c.int("predictor.channels", &p.channels, dflt.channels, 1, 4096)?,
+            kernel_size: c.int(
+                "predictor.kernel_size",
+                &p.kernel_size,
+                dflt.kernel_size,
+                1,
+                27,
+            )?,
+        }
+    };
+
+    let e = &raw.energy;
+    let net = EnergyNetConfig::default();
+    let kernel = c.int("energy.kernel", &e.kernel, net.kernel, 1, 27)?;
+    if kernel.is_multiple_of(2)
+        && let Some(k) = &e.kernel
+    {
+        return Err(src.error_at(
+            k.span(),
+            "energy.kernel",
+            format!("must be odd, got {kernel}"),
+        ));
+    }
+    let energy = ProteinEnergy {
+        hidden_channels: c.int(
+            "energy.hidden_channels",
+            &e.hidden_channels,
+            net.hidden_channels,
+            1,
+            4096,
+        )?,
+        kernel,
+        blocks: c.int("energy.blocks", &e.blocks, net.blocks, 0, 64)?,
+        head_hidden: c.int(
+            "energy.head_hidden",
+            &e.head_hidden,
+            net.head_hidden,
+            1,
+            4096,
+        )?,
+        activation: choice(
+            src,
+            "energy.activation",
+            &e.activation,
+            "silu",
+            &["silu", "softplus", "tanh", "gelu_tanh"],
+        )?,
+        confinement: c.float("energy.confinement", &e.confinement, 0.0, 0.0, 1e6, false)?,
+        train: check_train(&c, &e.train, &PROTEIN_TRAIN, |steps| steps * 2 / 3)?,
+    };
+
+    let s = &raw.design;
+    let seeds = match &s.seeds {
+        None => vec![0, 1, 2, 3, 4],
+        Some(v) => {
+            if v.get_ref().is_empty() || v.get_ref().iter().any(|&x| x < 0) {
+                return Err(src.error_at(
+                    v.span(),
+                    "design.seeds",
+                    "needs at least one seed, each >= 0",
+                ));
+            }
+            v.get_ref().iter().map(|&x| x as u64).collect()
+        }
+    };
+    let clamp = match &s.clamp {
+        None => [-1.0, 1.0],
+        Some(v) => match v.get_ref().as_slice() {
+            &[lo, hi] if lo.is_finite() && hi.is_finite() && lo < hi => [lo, hi],
+            other => {
+                return Err(src.error_at(
+                    v.span(),
+                    "design.clamp",
+                    format!("need [lo, hi] with finite lo < hi, got {other:?}"),
+                ));
+            }
+        },
+    };
+    let zeta = match &s.zeta {
+        Some(z) if z.get_ref().is_infinite() && *z.get_ref() > 0.0 => f64::INFINITY,
+        z => c.float("design.zeta", z, 0.01, 0.0, 1e6, true)?,
+    };
+    let design = Design {
+        n_samples: c.int("design.n_samples", &s.n_samples, 512, 1, 1_000_000)?,
+        seeds,
+        dt: c.float("design.dt", &s.dt, 0.01, 0.0, 10.0, true)?,
+        t_end: c.float(
+            "design.t_end",
+            &s.t_end,
+            if hard { 1.3 } else { 1.7 },
+            0.0,
+            1e4,
+            true,
+        )?,
+        zeta,
+        eps_max: c.float("design.eps_max", &s.eps_max, 0.1, 0.0, 100.0, false)?,
+        tau_star: c.float("design.tau_star", &s.tau_star, 0.5, 0.0, 0.999_999, false)?,
+        interaction: choice(
+            src,
+            "design.interaction",
+            &s.interaction,
+            "quadratic",
+            &["none", "quadratic", "kernel"],
+        )?,
+        sigma_w: c.float(
+            "design.sigma_w",
+            &s.sigma_w,
+            if hard { 11.0 } else { 14.0 },
+            0.0,
+            1e6,
+            true,
+        )?,
+        clamp,
+        temperature: c.float(
+            "design.temperature",
+            &s.temperature,
+            em_protein::representation::DEFAULT_TEMPERATURE,
+            0.0,
+            100.0,
+            true,
+        )?,
+        top_k: c.int("design.top_k", &s.top_k, 128, 1, 1_000_000)?,
+        ablation: s.ablation.unwrap_or(true),
+    };
+    let evaluate = Evaluate {
+        score_training: raw.evaluate.score_training.unwrap_or(true),
+    };
+    let report = ProteinReport {
+        bins: c.int("report.bins", &raw.report.bins, 30, 2, 1000)?,
+    };
+    Ok(Plan {
+        workflow,
+        body: Body::Protein(Protein {
+            data,
+            predictor,
+            energy,
+            design,
+            evaluate,
+            report,
+        }),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn src(text: &str) -> Source {
+        Source {
+            path: "dir/w.toml".into(),
+            text: text.into(),
+        }
+    }
+
+    const MIN: &str =
+        "[workflow]\nkind = \"protein\"\n[data]\ntask = \"aav\"\ndifficulty = \"medium\"\n";
+
+    #[test]
+    fn defaults_follow_the_difficulty_and_resolve_round_trips() {
+        let plan = super::super::plan::build(&src(MIN), None).unwrap();
+        let Body::Protein(p) = &plan.body else {
+            panic!("not protein")
+        };
+        assert_eq!((p.design.t_end, p.design.sigma_w), (1.7, 14.0));
+        assert!(matches!(p.predictor, Predictor::Ggs { smoothed: false }));
+        assert_eq!(p.design.seeds, [0, 1, 2, 3, 4]);
+        p.design.config(true).check().unwrap();
+        let text = plan.resolved_toml().unwrap();
+        let again = super::super::plan::build(&src(&text), None).unwrap();
+        assert_eq!(again.resolved_toml().unwrap(), text);
+        assert_eq!(
+            plan.stage_names(),
+            [
+                "data",
+                "predictor",
+                "energy",
+                "design",
+                "evaluate",
+                "report"
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_values_name_field_and_line() {
+        let bad = |extra: &str, want: &str| {
+            let text = format!("{MIN}{extra}");
+            let err = super::super::plan::build(&src(&text), None)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(want), "{err}");
+        };
+        bad("[design]\nzeta = -1.0\n", "w.toml:7:8: field `design.zeta`");
+        bad(
+            "[design]\ninteraction = \"spring\"\n",
+            "w.toml:7:15: field `design.interaction`: unknown value `spring`",
+        );
+        bad(
+            "[predictor]\nepochs = 3\n",
+            "w.toml:7:10: field `predictor.epochs`: only used with source = \"train\"",
+        );
+        bad(
+            "[energy]\nkernel = 4\n",
+            "field `energy.kernel`: must be odd",
+        );
+        bad(
+            "[design]\nclamp = [1.0, -1.0]\n",
+            "w.toml:7:9: field `design.clamp`",
+        );
+        let text = MIN.replace("aav", "tem1");
+        let err = super::super::plan::build(&src(&text), None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("w.toml:4:8: field `data.task`"), "{err}");
+    }
+}

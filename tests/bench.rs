@@ -1,0 +1,97 @@
+//! `emdesign bench` end to end on a tiny grid: Ehrlich (always) and AAV hard (when the data
+//! directory is present) with two cheap methods; all outputs written, a rerun reuses every
+//! cell, `--methods` narrows, and gradient methods are n/a on the black-box Ehrlich task.
+
+use crate::protein::data_dir;
+use crate::util::{Dir, TestCommand, assert_contains};
+
+/// A tiny bench: budget 4000 covers AdaLead's scoring of the 3448 AAV-hard start sequences.
+const TINY: &str = r#"
+[bench]
+name = "tiny"
+run_dir = "run"
+methods = ["random", "adalead"]
+seeds = [0, 1]
+budget = 4000
+top_k = 16
+
+[ehrlich]
+length = 16
+n_start = 16
+"#;
+
+fn bench(dir: &Dir, tasks: &str, extra: &[&str]) -> String {
+    let mut cmd = TestCommand::new(dir);
+    cmd.args(["bench", "bench.toml", "--tasks", tasks]);
+    if let Some(d) = data_dir() {
+        cmd.args([std::ffi::OsStr::new("--data-dir"), d.as_os_str()]);
+    }
+    cmd.args(extra).stdout()
+}
+
+#[test]
+fn tiny_bench_writes_outputs_and_resumes() {
+    let dir = Dir::new();
+    dir.create("bench.toml", TINY);
+    let tasks = if data_dir().is_some() {
+        "ehrlich,aav-hard"
+    } else {
+        "ehrlich"
+    };
+    let n = if data_dir().is_some() { 8 } else { 4 };
+    let out = bench(&dir, tasks, &[]);
+    assert_contains(&out, &[&format!("bench: {n} cells ({n} ran, 0 reused)")]);
+    for f in ["bench.md", "bench.csv", "bench.json", "bench.png"] {
+        assert!(dir.join(format!("run/{f}")).is_file(), "{f} missing");
+    }
+    let csv = dir.read("run/bench.csv");
+    assert!(csv.contains("\nehrlich,random,2,"), "{csv}");
+    assert!(csv.contains("\nehrlich,adalead,2,"), "{csv}");
+    let md = dir.read("run/bench.md");
+    assert_contains(
+        &md,
+        &["Budget: 4000 predictor calls", "| ehrlich | adalead | 2 |"],
+    );
+    let json: serde_json::Value = serde_json::from_str(&dir.read("run/bench.json")).unwrap();
+    assert_eq!(json["cells"].as_array().unwrap().len(), n);
+    for c in json["cells"].as_array().unwrap() {
+        let calls = c["calls"].as_u64().unwrap();
+        assert!(calls > 0 && calls <= 4000, "{c}");
+        let f = c["fitness"].as_f64().unwrap();
+        assert!(f.is_finite(), "{c}");
+    }
+    if data_dir().is_some() {
+        // Published GGS figures sit beside the measured rows.
+        assert!(csv.contains("\naav-hard,published:GGS,0,"), "{csv}");
+    }
+
+    // A rerun does no design work; the outputs are rewritten identically.
+    let again = bench(&dir, tasks, &[]);
+    assert_contains(&again, &[&format!("bench: {n} cells (0 ran, {n} reused)")]);
+    assert_eq!(dir.read("run/bench.csv"), csv);
+
+    // --methods narrows the grid (and the table) without touching the other cells.
+    let narrow = bench(&dir, "ehrlich", &["--methods", "random", "--seeds", "0"]);
+    assert_contains(&narrow, &["bench: 1 cells (0 ran, 1 reused)"]);
+    let csv = dir.read("run/bench.csv");
+    assert!(csv.contains("\nehrlich,random,1,"), "{csv}");
+    assert!(!csv.contains("adalead"), "{csv}");
+}
+
+#[test]
+fn gradient_methods_are_na_on_ehrlich_and_bad_names_fail() {
+    let dir = Dir::new();
+    dir.create("bench.toml", TINY);
+    let out = bench(&dir, "ehrlich", &["--methods", "gwg,em", "--seeds", "0"]);
+    assert_contains(&out, &["bench: 2 cells (2 ran, 0 reused)"]);
+    let md = dir.read("run/bench.md");
+    assert_contains(
+        &md,
+        &["| ehrlich | gwg | 0 | n/a |", "n/a (not differentiable)"],
+    );
+
+    let err = TestCommand::new(&dir)
+        .args(["bench", "bench.toml", "--tasks", "tem1"])
+        .assert_err();
+    assert_contains(&err, &["bench.tasks", "unknown `tem1`"]);
+}

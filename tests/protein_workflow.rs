@@ -1,0 +1,311 @@
+//! The protein workflow through the binary on `workflows/smoke.toml` (AAV hard, tiny model):
+//! every output appears and the FASTA carries its header fields, a rerun is a cache hit, the
+//! same seed gives the same FASTA, a run killed during the energy stage resumes to the same
+//! designs, and bad workflow files fail with file:line:field and leave nothing behind.
+//! Tests needing the data directory skip (saying why) when it is absent.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::protein::data_dir;
+use crate::util::{Dir, TestCommand, assert_contains};
+
+/// `workflows/smoke.toml` with its run directory moved to `run`, plus `edits` applied.
+fn smoke(edits: &[(&str, &str)]) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../workflows/smoke.toml");
+    let mut text = std::fs::read_to_string(path).expect("read smoke.toml");
+    text = text.replace("run_dir = \"../runs/smoke\"", "run_dir = \"run\"");
+    for (from, to) in edits {
+        assert!(text.contains(from), "smoke.toml has no `{from}`");
+        text = text.replace(from, to);
+    }
+    text
+}
+
+fn run(dir: &Dir, data: &Path, extra: &[&str]) -> String {
+    TestCommand::new(dir)
+        .arg_data(data)
+        .args(["run", "w.toml"])
+        .args(extra)
+        .stdout()
+}
+
+trait DataArg {
+    fn arg_data(&mut self, data: &Path) -> &mut Self;
+}
+
+impl DataArg for TestCommand {
+    fn arg_data(&mut self, data: &Path) -> &mut Self {
+        self.args(["--data-dir"]).args([data])
+    }
+}
+
+fn stage_line<'a>(out: &'a str, stage: &str) -> &'a str {
+    out.lines()
+        .find(|l| l.split_whitespace().next() == Some(stage))
+        .unwrap_or_else(|| panic!("no `{stage}` line in:\n{out}"))
+}
+
+const STAGES: [&str; 6] = [
+    "data",
+    "predictor",
+    "energy",
+    "design",
+    "evaluate",
+    "report",
+];
+
+#[test]
+fn smoke_runs_end_to_end_and_rerun_is_a_cache_hit() {
+    let Some(data) = data_dir() else { return };
+    let dir = Dir::new();
+    dir.create("w.toml", &smoke(&[]));
+    let out = run(&dir, &data, &[]);
+    for stage in STAGES {
+        assert_contains(stage_line(&out, stage), &["ran"]);
+    }
+    assert_contains(stage_line(&out, "evaluate"), &["fitness=", "diversity="]);
+    for f in [
+        "resolved.toml",
+        "data/train.csv",
+        "data/split.json",
+        "predictor/predictor.safetensors",
+        "energy/potential.empot",
+        "energy/train_log.jsonl",
+        "design/designs_seed0.csv",
+        "design/designs_seed1.csv",
+        "design/designs_seed0_none.csv",
+        "evaluate/evaluation.json",
+        "report/designs.fasta",
+        "report/designs.csv",
+        "report/report.md",
+        "report/report.json",
+        "report/fitness_hist.png",
+        "report/fitness_vs_diversity.png",
+    ] {
+        assert!(dir.join("run").join(f).is_file(), "missing {f}");
+    }
+    // FASTA: header `>id predictor=.. oracle=.. edits=.. seed=.. interaction=..`, then
+    // one plain line of the 28 AAV residues; 2 seeds x 2 settings x top 16.
+    let fasta = dir.read("run/report/designs.fasta");
+    let lines: Vec<&str> = fasta.lines().collect();
+    assert_eq!(lines.len(), 2 * 64, "{fasta}");
+    for pair in lines.chunks(2) {
+        let fields: Vec<&str> = pair[0].split_whitespace().collect();
+        assert!(
+            fields[0].starts_with('>') && fields[0].len() > 1,
+            "{}",
+            pair[0]
+        );
+        let keys: Vec<&str> = fields[1..]
+            .iter()
+            .map(|f| f.split_once('=').expect("key=value").0)
+            .collect();
+        assert_eq!(
+            keys,
+            ["predictor", "oracle", "edits", "seed", "interaction"],
+            "{}",
+            pair[0]
+        );
+        for f in &fields[1..4] {
+            let v: f64 = f.split_once('=').unwrap().1.parse().unwrap();
+            assert!(v.is_finite(), "{}", pair[0]);
+        }
+        assert_eq!(pair[1].len(), 28);
+        assert!(
+            pair[1]
+                .bytes()
+                .all(|b| b"ACDEFGHIKLMNPQRSTVWY".contains(&b))
+        );
+    }
+    assert!(fasta.contains("interaction=none") && fasta.contains("interaction=quadratic"));
+    let report: serde_json::Value =
+        serde_json::from_str(&dir.read("run/report/report.json")).unwrap();
+    assert_eq!(report["per_seed"].as_array().unwrap().len(), 4);
+    assert!(
+        report["published"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["method"] == "GGS")
+    );
+    let md = dir.read("run/report/report.md");
+    assert_contains(&md, &["Ablation", "| GGS (published", "| energy |"]);
+
+    let again = run(&dir, &data, &[]);
+    for stage in STAGES {
+        assert_contains(stage_line(&again, stage), &["fresh"]);
+    }
+    assert_eq!(fasta, dir.read("run/report/designs.fasta"));
+    // A design setting invalidates design and what follows, not the trained energy.
+    dir.create("w.toml", &smoke(&[("top_k = 16", "top_k = 8")]));
+    let out = run(&dir, &data, &[]);
+    assert_contains(stage_line(&out, "energy"), &["fresh"]);
+    assert_contains(stage_line(&out, "design"), &["ran"]);
+    assert_eq!(dir.read("run/report/designs.fasta").lines().count(), 2 * 32);
+}
+
+#[test]
+fn same_seed_gives_identical_fasta_and_another_seed_does_not() {
+    let Some(data) = data_dir() else { return };
+    let a = Dir::new();
+    a.create("w.toml", &smoke(&[]));
+    run(&a, &data, &["--quiet"]);
+    let b = Dir::new();
+    b.create("w.toml", &smoke(&[]));
+    run(&b, &data, &["--quiet"]);
+    for f in ["report/designs.fasta", "energy/train_log.jsonl"] {
+        let f = format!("run/{f}");
+        assert_eq!(a.read(&f), b.read(&f), "{f} differs between identical runs");
+    }
+    let c = Dir::new();
+    c.create("w.toml", &smoke(&[("seeds = [0, 1]", "seeds = [0, 2]")]));
+    run(&c, &data, &["--quiet"]);
+    let (fa, fc) = (
+        a.read("run/report/designs.fasta"),
+        c.read("run/report/designs.fasta"),
+    );
+    assert_ne!(fa, fc);
+    // Seed 0's batch is shared: its records are identical.
+    let seed0 = |t: &str| -> String {
+        t.lines()
+            .collect::<Vec<_>>()
+            .chunks(2)
+            .filter(|p| p[0].contains("seed=0 "))
+            .map(|p| p.join("\n"))
+            .collect()
+    };
+    assert_eq!(seed0(&fa), seed0(&fc));
+}
+
+#[test]
+fn killed_energy_stage_resumes_to_the_same_designs() {
+    let Some(data) = data_dir() else { return };
+    // Longer training (a few seconds) so the kill lands mid-stage.
+    let text = smoke(&[
+        ("steps = 30", "steps = 400"),
+        ("warmup_steps = 20", "warmup_steps = 300"),
+    ]);
+    let straight = Dir::new();
+    straight.create("w.toml", &text);
+    run(&straight, &data, &["--quiet"]);
+
+    let dir = Dir::new();
+    dir.create("w.toml", &text);
+    let mut child = TestCommand::new(&dir)
+        .arg_data(&data)
+        .args(["run", "w.toml", "--quiet"])
+        .spawn();
+    let ckpts = dir.join("run/energy.partial/checkpoints");
+    let start = Instant::now();
+    while !crate::util::has_checkpoint(&ckpts) {
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "no checkpoint appeared"
+        );
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("run finished ({status}) before it could be killed; train longer");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        !dir.join("run/energy/stage.json").exists(),
+        "energy finished before the kill"
+    );
+    assert!(!dir.join("run/report").exists());
+
+    let out = run(&dir, &data, &[]);
+    let line = stage_line(&out, "energy");
+    assert_contains(line, &["ran", "resumed_at="]);
+    assert!(!line.contains("resumed_at=0"), "{line}");
+    assert!(!dir.join("run/energy.partial").exists());
+    assert_eq!(
+        straight.read("run/report/designs.fasta"),
+        dir.read("run/report/designs.fasta"),
+        "a resumed run must end where an uninterrupted one does"
+    );
+    assert_eq!(
+        straight.read("run/energy/train_log.jsonl"),
+        dir.read("run/energy/train_log.jsonl")
+    );
+}
+
+/// Write `text` as `w.toml`, run it, assert exit 1 and no run directory; return stderr.
+fn run_bad(text: &str, data: Option<&Path>) -> String {
+    let dir = Dir::new();
+    dir.create("w.toml", text);
+    let mut cmd = TestCommand::new(&dir);
+    if let Some(d) = data {
+        cmd.arg_data(d);
+    }
+    let err = cmd.args(["run", "w.toml"]).assert_err();
+    assert!(err.starts_with("error: "), "{err}");
+    assert!(
+        !dir.join("run").exists(),
+        "run dir created for a bad workflow: {:?}",
+        dir.tree("run")
+    );
+    err
+}
+
+/// `w.toml:LINE:` where LINE is the 1-based line of `text` holding `needle`.
+fn at(text: &str, needle: &str) -> String {
+    let line = text.lines().position(|l| l.contains(needle)).unwrap() + 1;
+    format!("w.toml:{line}:")
+}
+
+#[test]
+fn malformed_protein_workflows_name_file_line_and_field() {
+    let t = smoke(&[("top_k = 16", "top_k = 16\ntop_kk = 3")]);
+    let err = run_bad(&t, None);
+    assert_contains(
+        &err,
+        &[&format!(
+            "{}1: field `design.top_kk`: unknown field `top_kk`",
+            at(&t, "top_kk")
+        )],
+    );
+    let t = smoke(&[("zeta = 0.01", "zeta = -0.5")]);
+    let err = run_bad(&t, None);
+    assert_contains(
+        &err,
+        &[&format!(
+            "{}8: field `design.zeta`: must be in (0, 1000000], got -0.5",
+            at(&t, "zeta")
+        )],
+    );
+    let t = smoke(&[("task = \"aav\"", "task = \"tem1\"")]);
+    let err = run_bad(&t, None);
+    assert_contains(
+        &err,
+        &[&format!(
+            "{}8: field `data.task`: unknown value `tem1`",
+            at(&t, "task =")
+        )],
+    );
+    let t = smoke(&[("kernel = 3", "kernel = 4")]);
+    assert_contains(
+        &run_bad(&t, None),
+        &[&format!(
+            "{}10: field `energy.kernel`: must be odd",
+            at(&t, "kernel =")
+        )],
+    );
+    let t = smoke(&[("smoothed = true", "smoothed = \"yes\"")]);
+    assert_contains(
+        &run_bad(&t, None),
+        &[&at(&t, "smoothed"), "field `predictor.smoothed`"],
+    );
+}
+
+#[test]
+fn missing_or_incomplete_data_dir_is_a_clear_error_before_any_output() {
+    let err = run_bad(&smoke(&[]), None);
+    assert_contains(&err, &["data directory", "EMDESIGN_DATA"]);
+    let empty = Dir::new();
+    std::fs::create_dir_all(empty.join("aav")).unwrap();
+    let err = run_bad(&smoke(&[]), Some(empty.path()));
+    assert_contains(&err, &["oracle.safetensors"]);
+}
