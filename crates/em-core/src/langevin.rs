@@ -151,11 +151,11 @@ pub fn sample<P: Potential + ?Sized>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    /// V(x) = a/2 |x|^2.
-    struct Quad(f32);
+    /// V(x) = a/2 |x|^2 in 2-D, so grad V = a x (also used by `loss::flow`'s tests).
+    pub(crate) struct Quad(pub(crate) f32);
     impl Potential for Quad {
         fn dim(&self) -> usize {
             2

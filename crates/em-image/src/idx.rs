@@ -157,12 +157,13 @@ pub fn read_split(dir: impl AsRef<Path>, split: Split) -> Result<(Images, Vec<u8
     Ok((images, labels))
 }
 
-/// The data directory: `$EMDESIGN_DATA` if set, else `/work/shared/datasets`. Images live
+/// The data directory: `$EMDESIGN_DATA` if set, else `../shared/datasets` (the shared data
+/// folder beside a checkout, relative to the working directory). Images live
 /// under `images/mnist`, `images/fashion-mnist` and `images/fid_inception_v3.safetensors`.
 pub fn data_dir() -> PathBuf {
     std::env::var_os("EMDESIGN_DATA")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/work/shared/datasets"))
+        .unwrap_or_else(|| PathBuf::from("../shared/datasets"))
 }
 
 fn pick(dir: &Path, name: &str) -> PathBuf {

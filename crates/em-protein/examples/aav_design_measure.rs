@@ -2,7 +2,6 @@
 //! the GGS oracle, with and without repulsion and guidance.
 //! Run: `cargo run -p em-protein --example aav_design_measure -- [STEPS] [ZETAS] [SIGMA_W] [T_END] [quad]`.
 
-use std::path::Path;
 use std::time::Instant;
 
 use burn::prelude::*;
@@ -29,7 +28,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let t_end: f64 = args.get(4).map_or(Ok(1.3), |s| s.parse())?;
     let only_full = args.get(5).is_some_and(|s| s == "quad");
     let device = Device::flex();
-    let data = Path::new("/work/shared/datasets");
+    let data_buf = em_protein::datasets::data_dir(None)?;
+    let data = data_buf.as_path();
     let t = Instant::now();
     let gt = Task::Aav.ground_truth()?;
     let (min_gt, max_gt) = gt.score_range().ok_or("empty ground truth")?;

@@ -261,12 +261,7 @@ pub fn design<P: Potential + ?Sized>(
             what: format!("potential dim {dim} is not a positive multiple of {ALPHABET_SIZE}"),
         });
     }
-    if !(min_gt.is_finite() && max_gt.is_finite() && min_gt < max_gt) {
-        return Err(DesignError::config(
-            "min_gt/max_gt",
-            format!("need finite min < max, got [{min_gt}, {max_gt}]"),
-        ));
-    }
+    check_gt_range(min_gt, max_gt)?;
     let length = dim / ALPHABET_SIZE;
     let guidance =
         PredictorGuidance::new(predictor, length, cfg.zeta, cfg.temperature, min_gt, max_gt);
@@ -290,8 +285,33 @@ pub fn design<P: Potential + ?Sized>(
     let mut rng = StdRng::seed_from_u64(step_seed(seed, 0));
     let x0 = host_normal(cfg.n_samples, dim, &mut rng, device);
     let out = sample(potential, &terms, x0, &cfg.langevin(), step_seed(seed, 1))?;
-    let decoded = decode(out.x, length);
+    rank_designs(out.x, length, predictor, cfg, seed, min_gt, max_gt)
+}
 
+/// Errors (as `design.min_gt/max_gt`) unless `[min_gt, max_gt]` is a finite, non-empty range.
+pub(crate) fn check_gt_range(min_gt: f64, max_gt: f64) -> Result<(), DesignError> {
+    if !(min_gt.is_finite() && max_gt.is_finite() && min_gt < max_gt) {
+        return Err(DesignError::config(
+            "min_gt/max_gt",
+            format!("need finite min < max, got [{min_gt}, {max_gt}]"),
+        ));
+    }
+    Ok(())
+}
+
+/// Decodes the final states `x` (`[n_samples, length*20]`) by argmax, drops repeated
+/// sequences (first kept), scores the unique ones with `predictor` and keeps the
+/// `cfg.top_k` best, best first (shared by the EM and OT-CFM designers).
+pub(crate) fn rank_designs(
+    x: Tensor<2>,
+    length: usize,
+    predictor: &Cnn,
+    cfg: &DesignConfig,
+    seed: u64,
+    min_gt: f64,
+    max_gt: f64,
+) -> Result<DesignBatch, DesignError> {
+    let decoded = decode(x, length);
     let mut seen = HashSet::new();
     let unique: Vec<Sequence> = decoded
         .into_iter()

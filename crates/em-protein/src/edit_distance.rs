@@ -111,12 +111,13 @@ impl<'a> Pattern<'a> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use rand::rngs::StdRng;
     use rand::{RngExt, SeedableRng};
 
-    fn naive(a: &[u8], b: &[u8]) -> u32 {
+    /// Reference Levenshtein distance by plain dynamic programming (also used by `metrics`).
+    pub(crate) fn naive(a: &[u8], b: &[u8]) -> u32 {
         let mut prev: Vec<u32> = (0..=b.len() as u32).collect();
         for (i, &x) in a.iter().enumerate() {
             let mut cur = vec![i as u32 + 1; b.len() + 1];

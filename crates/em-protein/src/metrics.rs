@@ -180,22 +180,9 @@ impl std::fmt::Display for MeanStd {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::edit_distance::tests::naive;
     use rand::rngs::StdRng;
     use rand::{RngExt, SeedableRng};
-
-    fn naive(a: &[u8], b: &[u8]) -> u32 {
-        let mut prev: Vec<u32> = (0..=b.len() as u32).collect();
-        for (i, &x) in a.iter().enumerate() {
-            let mut cur = vec![i as u32 + 1; b.len() + 1];
-            for (j, &y) in b.iter().enumerate() {
-                cur[j + 1] = (prev[j] + u32::from(x != y))
-                    .min(prev[j + 1] + 1)
-                    .min(cur[j] + 1);
-            }
-            prev = cur;
-        }
-        prev[b.len()]
-    }
 
     fn random_seq(rng: &mut StdRng, len: usize, alphabet: u8) -> Sequence {
         Sequence::from_indices((0..len).map(|_| rng.random_range(0..alphabet)).collect()).unwrap()

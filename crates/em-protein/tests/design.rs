@@ -24,7 +24,12 @@ struct Fixture {
 }
 
 fn data() -> PathBuf {
-    data_dir(None).unwrap_or_else(|_| PathBuf::from("/work/shared/datasets"))
+    data_dir(None).unwrap_or_else(|_| {
+        PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../../shared/datasets"
+        ))
+    })
 }
 
 /// Trained once per test binary: 40 steps (30 flow, 10 flow + CD) on 200 evenly spaced

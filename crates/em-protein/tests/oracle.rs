@@ -17,7 +17,12 @@ use rand::{RngExt, SeedableRng};
 fn data_dir() -> PathBuf {
     std::env::var_os("EMDESIGN_DATA")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/work/shared/datasets"))
+        .unwrap_or_else(|| {
+            PathBuf::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../../shared/datasets"
+            ))
+        })
 }
 
 /// All rows of `{task}/ground_truth.csv` as (indices, score), in file order.

@@ -19,7 +19,12 @@ use rand::seq::SliceRandom;
 fn data_dir() -> PathBuf {
     std::env::var_os("EMDESIGN_DATA")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/work/shared/datasets"))
+        .unwrap_or_else(|| {
+            PathBuf::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../../shared/datasets"
+            ))
+        })
 }
 
 fn rows(task: Task) -> Vec<(Vec<u8>, f32)> {

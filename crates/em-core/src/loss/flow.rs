@@ -81,21 +81,8 @@ pub fn flow_loss<P: Potential + ?Sized>(potential: &P, batch: &FlowBatch, t_cut:
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::langevin::tests::Quad;
     use rand::SeedableRng;
-
-    /// V(x) = a/2 |x|^2, so -grad V = -a x.
-    struct Quad(f32);
-    impl Potential for Quad {
-        fn dim(&self) -> usize {
-            2
-        }
-        fn energy(&self, x: Tensor<2>) -> Tensor<1> {
-            x.powi_scalar(2).sum_dim(1).squeeze_dim::<1>(1) * (self.0 / 2.0)
-        }
-        fn energy_and_grad(&self, x: Tensor<2>) -> (Tensor<1>, Tensor<2>) {
-            (self.energy(x.clone()), x * self.0)
-        }
-    }
 
     #[test]
     fn weight_shape() {

@@ -8,8 +8,6 @@
 //! eps(t) ramp and zeta as the EM design, and one predictor gradient per sample per step. The
 //! ODE has no noise term and no interaction energy (that is what the comparison isolates).
 
-use std::collections::HashSet;
-
 use burn::module::Module;
 use burn::nn::PaddingConfig1d;
 use burn::nn::conv::{Conv1d, Conv1dConfig};
@@ -27,11 +25,10 @@ use rand::rngs::StdRng;
 
 use crate::alphabet::ALPHABET_SIZE;
 use crate::cnn::Cnn;
-use crate::design::{DesignBatch, DesignConfig, DesignError};
+use crate::design::{DesignBatch, DesignConfig, DesignError, check_gt_range, rank_designs};
 use crate::energy_model::common_length;
 use crate::guidance::PredictorGuidance;
-use crate::metrics;
-use crate::representation::{decode, embed};
+use crate::representation::embed;
 use crate::sequence::Sequence;
 
 /// Shape of a [`SeqVectorField`] (defaults match the EM potential's 64 channels, kernel 5,
@@ -209,38 +206,13 @@ pub fn design_ot_cfm(
     device: &Device,
 ) -> Result<DesignBatch, DesignError> {
     cfg.check()?;
-    if !(min_gt.is_finite() && max_gt.is_finite() && min_gt < max_gt) {
-        return Err(DesignError::Config {
-            field: "design.min_gt/max_gt".into(),
-            why: format!("need finite min < max, got [{min_gt}, {max_gt}]"),
-        });
-    }
+    check_gt_range(min_gt, max_gt)?;
     let length = field.length;
     let guidance =
         PredictorGuidance::new(predictor, length, cfg.zeta, cfg.temperature, min_gt, max_gt);
     let guide = cfg.zeta.is_finite().then_some(&guidance as &dyn EnergyTerm);
     let x = sample_guided(field, guide, cfg, seed, device);
-    let n = cfg.n_samples;
-    let decoded = decode(x, length);
-    let mut seen = HashSet::new();
-    let unique: Vec<Sequence> = decoded
-        .into_iter()
-        .filter(|s| seen.insert(s.indices().to_vec()))
-        .collect();
-    let indices: Vec<Vec<u8>> = unique.iter().map(|s| s.indices().to_vec()).collect();
-    let scores = predictor.score(&indices)?;
-    let mut order: Vec<usize> = (0..unique.len()).collect();
-    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
-    order.truncate(cfg.top_k);
-    let predictor_scores: Vec<f64> = order.iter().map(|&i| f64::from(scores[i])).collect();
-    Ok(DesignBatch {
-        seed,
-        n_samples: n,
-        n_unique: unique.len(),
-        sequences: order.iter().map(|&i| unique[i].clone()).collect(),
-        predictor_fitness: metrics::normalise(&predictor_scores, min_gt, max_gt),
-        predictor_scores,
-    })
+    rank_designs(x, length, predictor, cfg, seed, min_gt, max_gt)
 }
 
 /// The guided Euler states at t = 1 (`[n_samples, L*20]`, clamped), before decoding:
@@ -275,6 +247,7 @@ pub fn sample_guided(
 mod tests {
     use super::*;
     use crate::cnn::CnnConfig;
+    use crate::representation::decode;
 
     fn train_cfg(steps: u64) -> TrainConfig {
         TrainConfig {

@@ -4,6 +4,7 @@
 //! place when the stage succeeds, completion record last.
 
 pub mod cache;
+pub mod energy_train;
 pub mod image_data;
 pub mod image_metrics;
 pub mod image_report;
