@@ -138,3 +138,38 @@ fn eval_scores_training_sequences_low_and_novelty_zero() {
     assert!(r["fitness"].as_f64().unwrap() < 0.35, "{r}");
     assert!(r["diversity"].as_f64().unwrap() > 0.0);
 }
+
+/// A data directory holding only the original GGS Lightning checkpoint (what `data fetch`
+/// downloads) scores exactly like the derived safetensors file.
+#[test]
+fn oracle_from_the_original_ckpt_matches_safetensors() {
+    let Some(data) = data_dir() else { return };
+    let dir = Dir::new();
+    std::fs::create_dir_all(dir.join("ckpt-only/aav")).expect("mkdir");
+    std::fs::copy(
+        data.join("aav/oracle.ckpt"),
+        dir.join("ckpt-only/aav/oracle.ckpt"),
+    )
+    .expect("copy ckpt");
+    dir.create(
+        "s.csv",
+        "sequence\nADEEIRATNPIATEMYGSVSTNLQLGNR\nADEEIRATNPVATEQYGSVSTNQQRQNR\n",
+    );
+    let from_ckpt = TestCommand::new(&dir)
+        .args([
+            "--data-dir",
+            "ckpt-only",
+            "oracle",
+            "--task",
+            "aav",
+            "s.csv",
+        ])
+        .stdout();
+    let from_safetensors = TestCommand::new(&dir)
+        .args(["--data-dir"])
+        .args([&data])
+        .args(["oracle", "--task", "aav", "s.csv"])
+        .stdout();
+    assert_eq!(from_ckpt, from_safetensors);
+    assert_eq!(from_ckpt.lines().count(), 3);
+}

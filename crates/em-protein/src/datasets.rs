@@ -192,6 +192,19 @@ impl Task {
     /// Path of a checkpoint in the data directory, after checking it exists and matches its
     /// pinned SHA-256.
     pub fn checkpoint(self, data_dir: &Path, checkpoint: Checkpoint) -> Result<PathBuf> {
+        // The oracle's original Lightning checkpoint (what `emdesign data fetch` downloads)
+        // stands in for the derived safetensors file when only it is present.
+        if checkpoint == Checkpoint::Oracle {
+            let st = data_dir
+                .join(self.name())
+                .join(Checkpoint::Oracle.file_name());
+            let ckpt = data_dir
+                .join(self.name())
+                .join(Checkpoint::OracleCkpt.file_name());
+            if !st.exists() && ckpt.exists() {
+                return self.checkpoint(data_dir, Checkpoint::OracleCkpt);
+            }
+        }
         verified_path(
             data_dir,
             &format!("{}/{}", self.name(), checkpoint.file_name()),
@@ -424,8 +437,16 @@ mod tests {
             e.contains("aav/oracle.ckpt: SHA-256 mismatch: expected 5db64072"),
             "{e}"
         );
+        // Without oracle.safetensors the oracle falls back to the original checkpoint, and
+        // its checksum is still enforced.
         let e = Task::Aav
             .checkpoint(dir.path(), Checkpoint::Oracle)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("aav/oracle.ckpt: SHA-256 mismatch"), "{e}");
+        let empty = tempfile::tempdir().unwrap();
+        let e = Task::Aav
+            .checkpoint(empty.path(), Checkpoint::Oracle)
             .unwrap_err()
             .to_string();
         assert!(e.contains("not found in the data directory"), "{e}");

@@ -262,3 +262,17 @@ fn input_gradient_on_an_autodiff_device() {
     assert_eq!(f.dims(), [2]);
     assert_eq!(g.dims(), [2, 9, 20]);
 }
+
+/// The original GGS PyTorch Lightning checkpoint (`oracle.ckpt`, keys `predictor.*` under
+/// `state_dict`) loads into the same weights as the derived safetensors file.
+#[test]
+fn original_ckpt_loads_the_same_weights_as_safetensors() {
+    let device = Device::flex();
+    for task in ["aav", "gfp"] {
+        let dir = data_dir().join(task);
+        let ckpt = Cnn::load(dir.join("oracle.ckpt"), &device).expect("ckpt loads");
+        let st = Cnn::load(dir.join("oracle.safetensors"), &device).expect("safetensors loads");
+        let (a, b) = (ckpt.weights(), st.weights());
+        assert!(a == b, "{task}: weights differ");
+    }
+}

@@ -117,7 +117,8 @@ pub struct ToyArgs {
 pub enum DataCommand {
     /// Write a GGS benchmark split (or a split of your own CSV) as `sequence,score`.
     Split(SplitArgs),
-    /// Check the data directory: which files are present and whether checksums match.
+    /// Download the GGS oracle checkpoints from their pinned commit when absent (SHA-256
+    /// checked), then check which data-directory files are present and verified.
     Fetch,
 }
 

@@ -34,10 +34,15 @@ fn difficulty(d: Difficulty) -> benchmark::Difficulty {
     }
 }
 
-/// A task's ground truth: from the data directory when one is given, else the vendored copy.
+/// A task's ground truth: from the data directory when it holds one, else the vendored
+/// (checksum-checked) copy built into the binary.
 fn ground_truth(t: datasets::Task, data_dir: Option<&Path>) -> Result<ScoredSequences> {
-    Ok(match data_dir {
-        Some(dir) => t.ground_truth_from(&datasets::data_dir(Some(dir))?)?,
+    let from_dir = data_dir
+        .map(|dir| datasets::data_dir(Some(dir)))
+        .transpose()?
+        .filter(|dir| dir.join(t.name()).join("ground_truth.csv").exists());
+    Ok(match from_dir {
+        Some(dir) => t.ground_truth_from(&dir)?,
         None => t.ground_truth()?,
     })
 }
@@ -102,12 +107,18 @@ pub fn split(args: &SplitArgs, data_dir: Option<&Path>) -> Result<()> {
     Ok(())
 }
 
-/// `emdesign data fetch`: report which data-directory files are present and verified.
-/// Downloading is not built into this binary; files come from the shared mirror.
+/// `emdesign data fetch`: download each task's GGS oracle checkpoint (the original
+/// `oracle.ckpt` from the pinned GGS commit, SHA-256 checked, written atomically) when the
+/// data directory has no oracle yet, then report which files are present and verified.
+/// The GGS predictors have no pinned originals: train one instead (`[predictor] source =
+/// "train"`), from the CC BY ground truth.
 pub fn fetch(data_dir: Option<&Path>) -> Result<()> {
     let dir = datasets::data_dir(data_dir)?;
     let mut missing = 0;
     for t in datasets::Task::ALL {
+        if t.checkpoint(&dir, Checkpoint::Oracle).is_err() {
+            download_oracle(&dir, t)?;
+        }
         let mut checks = vec![Checkpoint::Oracle];
         for d in [benchmark::Difficulty::Medium, benchmark::Difficulty::Hard] {
             for smoothed in [true, false] {
@@ -118,22 +129,40 @@ pub fn fetch(data_dir: Option<&Path>) -> Result<()> {
             }
         }
         for c in checks {
-            let rel = format!("{}/{}", t.name(), c.file_name());
             match t.checkpoint(&dir, c) {
-                Ok(_) => println!("ok       {rel}"),
+                Ok(path) => println!("ok       {}", path.display()),
                 Err(e) => {
                     missing += 1;
-                    println!("missing  {rel}: {e}");
+                    println!("missing  {}/{}: {e}", t.name(), c.file_name());
                 }
             }
         }
     }
     if missing > 0 {
         bail!(
-            "{missing} file(s) missing or unverified in {}; downloading is not available in this build (copy them from the shared data mirror)",
+            "{missing} file(s) missing or unverified in {}: the GGS predictors are not \
+             downloadable from a pinned source; use `[predictor] source = \"train\"` or copy \
+             them from the shared data mirror",
             dir.display()
         );
     }
+    Ok(())
+}
+
+#[cfg(feature = "fetch")]
+fn download_oracle(dir: &Path, t: datasets::Task) -> Result<()> {
+    println!("fetching {}", datasets::oracle_ckpt_url(t));
+    let path = datasets::fetch(dir, t)?;
+    println!("verified {}", path.display());
+    Ok(())
+}
+
+#[cfg(not(feature = "fetch"))]
+fn download_oracle(_dir: &Path, t: datasets::Task) -> Result<()> {
+    println!(
+        "not fetching {}: this build has no `fetch` feature",
+        datasets::oracle_ckpt_url(t)
+    );
     Ok(())
 }
 

@@ -5,7 +5,8 @@ use std::path::Path;
 
 use burn::prelude::*;
 use burn::store::{
-    ApplyError, BurnToPyTorchAdapter, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore,
+    ApplyError, ApplyResult, BurnToPyTorchAdapter, ModuleSnapshot, PyTorchToBurnAdapter,
+    PytorchStore, SafetensorsStore,
 };
 
 use super::{Cnn, CnnConfig, CnnError};
@@ -24,56 +25,90 @@ impl CnnConfig {
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;
-        if let Some(err) = result.errors.first() {
-            let (tensor, message) = match err {
-                ApplyError::ShapeMismatch {
-                    path,
-                    expected,
-                    found,
-                } => (
-                    path.clone(),
-                    format!(
-                        "shape {found:?} does not fit the configured model ({expected:?} \
-                         expected; PyTorch layout for Linear weights)"
-                    ),
-                ),
-                ApplyError::DTypeMismatch {
-                    path,
-                    expected,
-                    found,
-                } => (
-                    path.clone(),
-                    format!("dtype {found:?}, expected {expected:?}"),
-                ),
-                ApplyError::AdapterError { path, message }
-                | ApplyError::LoadError { path, message } => (path.clone(), message.clone()),
-            };
-            return Err(CnnError::BadTensor {
-                path: path.to_path_buf(),
-                tensor,
-                message,
-            });
-        }
-        if let Some((tensor, _)) = result.missing.first() {
-            return Err(CnnError::MissingTensor {
-                path: path.to_path_buf(),
-                tensor: tensor.clone(),
-            });
-        }
-        if let Some(tensor) = result.unused.first() {
-            return Err(CnnError::UnexpectedTensor {
-                path: path.to_path_buf(),
-                tensor: tensor.clone(),
-            });
-        }
+        check_applied(path, &result)?;
         Ok(cnn)
     }
 }
 
+impl CnnConfig {
+    /// Load weights from an original GGS PyTorch Lightning checkpoint (`.ckpt`, a PyTorch
+    /// zip whose `state_dict` keys carry the prefix `predictor.`), as `emdesign data fetch`
+    /// downloads it. Same checks as [`CnnConfig::load`].
+    pub fn load_ckpt(&self, path: impl AsRef<Path>, device: &Device) -> Result<Cnn, CnnError> {
+        let path = path.as_ref();
+        let mut cnn = self.skeleton(device);
+        let mut store = PytorchStore::from_file(path)
+            .with_top_level_key("state_dict")
+            .with_key_remapping("^predictor\\.", "")
+            .allow_partial(true)
+            .validate(false);
+        let result = cnn.load_from(&mut store).map_err(|e| CnnError::Store {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        check_applied(path, &result)?;
+        Ok(cnn)
+    }
+}
+
+/// Turn burn-store's apply report into the first error, naming the file and tensor.
+fn check_applied(path: &Path, result: &ApplyResult) -> Result<(), CnnError> {
+    if let Some(err) = result.errors.first() {
+        let (tensor, message) = match err {
+            ApplyError::ShapeMismatch {
+                path,
+                expected,
+                found,
+            } => (
+                path.clone(),
+                format!(
+                    "shape {found:?} does not fit the configured model ({expected:?} \
+                         expected; PyTorch layout for Linear weights)"
+                ),
+            ),
+            ApplyError::DTypeMismatch {
+                path,
+                expected,
+                found,
+            } => (
+                path.clone(),
+                format!("dtype {found:?}, expected {expected:?}"),
+            ),
+            ApplyError::AdapterError { path, message }
+            | ApplyError::LoadError { path, message } => (path.clone(), message.clone()),
+        };
+        return Err(CnnError::BadTensor {
+            path: path.to_path_buf(),
+            tensor,
+            message,
+        });
+    }
+    if let Some((tensor, _)) = result.missing.first() {
+        return Err(CnnError::MissingTensor {
+            path: path.to_path_buf(),
+            tensor: tensor.clone(),
+        });
+    }
+    if let Some(tensor) = result.unused.first() {
+        return Err(CnnError::UnexpectedTensor {
+            path: path.to_path_buf(),
+            tensor: tensor.clone(),
+        });
+    }
+    Ok(())
+}
+
 impl Cnn {
     /// The GGS oracle/predictor shape ([`CnnConfig::new`] defaults) loaded from `path`.
+    /// A `.ckpt` path is read as the original PyTorch Lightning checkpoint, anything else as
+    /// safetensors.
     pub fn load(path: impl AsRef<Path>, device: &Device) -> Result<Self, CnnError> {
-        CnnConfig::new().load(path, device)
+        let path = path.as_ref();
+        if path.extension().is_some_and(|e| e == "ckpt") {
+            CnnConfig::new().load_ckpt(path, device)
+        } else {
+            CnnConfig::new().load(path, device)
+        }
     }
 
     /// Save to safetensors with the GGS/PyTorch names and layout, loadable by
