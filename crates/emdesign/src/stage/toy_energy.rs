@@ -36,22 +36,9 @@ impl ToyEnergyStage {
     }
 
     fn train_config(&self) -> TrainConfig {
-        let t = &self.cfg.train;
-        TrainConfig {
-            lr: t.lr,
-            total_steps: t.steps as u64,
-            flow_steps: t.warmup_steps as u64,
-            batch_size: t.batch_size,
-            lambda_cd: t.lambda_cd,
-            eps_max: t.eps_max,
-            tau_star: t.tau_star,
-            neg_steps: t.langevin_steps,
-            neg_dt: t.langevin_dt,
-            ema_decay: t.ema_decay,
-            checkpoint_every: t.checkpoint_every as u64,
-            seed: step_seed(self.seed, SEED_TRAIN),
-            ..TrainConfig::default()
-        }
+        self.cfg
+            .train
+            .train_config(step_seed(self.seed, SEED_TRAIN))
     }
 }
 

@@ -138,20 +138,8 @@ impl ProteinEnergy {
                 confinement: self.confinement,
             },
             train: TrainConfig {
-                lr: t.lr,
                 lr_warmup_steps: (t.steps as u64 / 10).min(100),
-                total_steps: t.steps as u64,
-                flow_steps: t.warmup_steps as u64,
-                batch_size: t.batch_size,
-                lambda_cd: t.lambda_cd,
-                eps_max: t.eps_max,
-                tau_star: t.tau_star,
-                neg_steps: t.langevin_steps,
-                neg_dt: t.langevin_dt,
-                ema_decay: t.ema_decay,
-                checkpoint_every: t.checkpoint_every as u64,
-                seed,
-                ..TrainConfig::default()
+                ..t.train_config(seed)
             },
         }
     }

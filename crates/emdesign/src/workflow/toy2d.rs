@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
+use em_core::train::TrainConfig;
 use serde::Serialize;
 
 use super::Source;
@@ -77,6 +78,28 @@ pub struct Train {
     pub ema_decay: f64,
     /// Checkpoint period in steps.
     pub checkpoint_every: usize,
+}
+
+impl Train {
+    /// The engine's trainer settings for these `[energy.train]` fields and `seed`; fields the
+    /// table does not set keep em-core's defaults.
+    pub fn train_config(&self, seed: u64) -> TrainConfig {
+        TrainConfig {
+            lr: self.lr,
+            total_steps: self.steps as u64,
+            flow_steps: self.warmup_steps as u64,
+            batch_size: self.batch_size,
+            lambda_cd: self.lambda_cd,
+            eps_max: self.eps_max,
+            tau_star: self.tau_star,
+            neg_steps: self.langevin_steps,
+            neg_dt: self.langevin_dt,
+            ema_decay: self.ema_decay,
+            checkpoint_every: self.checkpoint_every as u64,
+            seed,
+            ..TrainConfig::default()
+        }
+    }
 }
 
 /// Langevin sampling from noise.
