@@ -11,7 +11,7 @@ use burn::prelude::*;
 use burn::store::ModuleRecord;
 use burn::tensor::Bytes;
 use em_core::data::DataMatrix;
-use em_core::nn::{Activation, SeqConvPotential, SeqConvPotentialConfig};
+use em_core::nn::{Activation, SeqConvPotential, SeqConvPotentialConfig, SeqReadout};
 use em_core::train::{TrainConfig, Trainer};
 use serde::{Deserialize, Serialize};
 
@@ -49,6 +49,25 @@ impl From<ActivationName> for Activation {
     }
 }
 
+/// How the energy network's convolutional features reach its head, as written in TOML.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadoutName {
+    /// Mean over positions: translation invariant (motifs that may sit anywhere).
+    Mean,
+    /// Flatten: position aware (aligned variants of one protein; the default).
+    Flatten,
+}
+
+impl From<ReadoutName> for SeqReadout {
+    fn from(r: ReadoutName) -> Self {
+        match r {
+            ReadoutName::Mean => SeqReadout::Mean,
+            ReadoutName::Flatten => SeqReadout::Flatten,
+        }
+    }
+}
+
 /// Shape of the energy network ([`SeqConvPotential`]); length and channels come from the
 /// data (`L`, 20).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -64,6 +83,8 @@ pub struct EnergyNetConfig {
     pub head_hidden: usize,
     /// Activation (default `"silu"`).
     pub activation: ActivationName,
+    /// Feature readout to the head (default `"flatten"`: position aware).
+    pub readout: ReadoutName,
     /// Strength `alpha` of an added `alpha/2 ||x||^2` (default 0: the sampler's clamp box
     /// already confines the states).
     pub confinement: f64,
@@ -77,6 +98,7 @@ impl Default for EnergyNetConfig {
             blocks: 3,
             head_hidden: 64,
             activation: ActivationName::Silu,
+            readout: ReadoutName::Flatten,
             confinement: 0.0,
         }
     }
@@ -92,6 +114,7 @@ impl EnergyNetConfig {
             .with_blocks(self.blocks)
             .with_head_hidden(self.head_hidden)
             .with_activation(self.activation.into())
+            .with_readout(self.readout.into())
             .with_confinement(self.confinement);
         cfg.check().map_err(|e| DesignError::prefixed("model", e))?;
         Ok(cfg)

@@ -29,4 +29,4 @@ pub use layer::VjpLayer;
 pub use linear::{Linear, LinearConfig};
 pub use mlp::{MlpPotential, MlpPotentialConfig};
 pub use residual::{ResidualConv1dBlock, ResidualConv2dBlock, ResidualMlpBlock};
-pub use seq_conv::{SeqConvPotential, SeqConvPotentialConfig};
+pub use seq_conv::{SeqConvPotential, SeqConvPotentialConfig, SeqReadout};

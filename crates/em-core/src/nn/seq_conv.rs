@@ -1,5 +1,8 @@
 //! `SeqConvPotential`: a residual 1D-convolutional potential over one-hot sequences (flat
-//! `[batch, length*channels]`, row-major `[length, channels]`), mean-pooled to an MLP head.
+//! `[batch, length*channels]`, row-major `[length, channels]`), read out to an MLP head either
+//! by mean pooling over length (translation invariant: for motifs that may sit anywhere) or by
+//! flattening (position aware: for aligned variants of one protein, where which residue sits
+//! at which position is most of what the density has to learn).
 
 use burn::prelude::*;
 
@@ -11,6 +14,48 @@ use super::pool::{mean_over_length, mean_over_length_vjp};
 use super::residual::{ResidualConv1dBlock, ResidualConv1dCache};
 use crate::error::Error;
 use crate::potential::Potential;
+
+/// How the convolutional features `[b, hidden, L]` reach the MLP head.
+#[derive(Config, Debug, Copy, PartialEq, Eq)]
+pub enum SeqReadout {
+    /// Mean over length: `[b, hidden]`; the energy cannot tell positions apart (beyond the
+    /// zero padding at the ends).
+    Mean,
+    /// Flatten: `[b, hidden * L]`; the head sees every position separately.
+    Flatten,
+}
+
+impl SeqReadout {
+    /// Features `[b, c, l]` -> head input.
+    fn forward(self, h: Tensor<3>) -> Tensor<2> {
+        match self {
+            SeqReadout::Mean => mean_over_length(h),
+            SeqReadout::Flatten => {
+                let [b, c, l] = h.dims();
+                h.reshape([b, c * l])
+            }
+        }
+    }
+
+    /// VJP of [`Self::forward`]: head-input gradient -> `[b, c, l]`.
+    fn vjp(self, g: Tensor<2>, channels: usize, length: usize) -> Tensor<3> {
+        match self {
+            SeqReadout::Mean => mean_over_length_vjp(g, length),
+            SeqReadout::Flatten => {
+                let [b, _] = g.dims();
+                g.reshape([b, channels, length])
+            }
+        }
+    }
+
+    /// Width of the head input for `channels` features over `length` positions.
+    fn width(self, channels: usize, length: usize) -> usize {
+        match self {
+            SeqReadout::Mean => channels,
+            SeqReadout::Flatten => channels * length,
+        }
+    }
+}
 
 /// Configuration of a [`SeqConvPotential`].
 #[derive(Config, Debug)]
@@ -34,6 +79,9 @@ pub struct SeqConvPotentialConfig {
     /// Activation used everywhere.
     #[config(default = "Activation::Silu")]
     pub activation: Activation,
+    /// Readout of the features to the head.
+    #[config(default = "SeqReadout::Mean")]
+    pub readout: SeqReadout,
     /// Confinement strength `alpha` of an added `alpha/2 ||x||^2` (0 disables it).
     #[config(default = 0.0)]
     pub confinement: f64,
@@ -83,12 +131,13 @@ impl SeqConvPotentialConfig {
                 })
                 .collect(),
             head: MlpHead::new(
-                self.hidden_channels,
+                self.readout.width(self.hidden_channels, self.length),
                 self.head_hidden,
                 self.activation,
                 device,
             ),
             activation: self.activation,
+            readout: self.readout,
             length: self.length,
             channels: self.channels,
             confinement: self.confinement,
@@ -96,18 +145,21 @@ impl SeqConvPotentialConfig {
     }
 }
 
-/// `V(x) = head(mean_l act(B_k(...act(Conv_in(x))))) + alpha/2 ||x||^2`.
+/// `V(x) = head(readout act(B_k(...act(Conv_in(x))))) + alpha/2 ||x||^2`.
 #[derive(Module, Debug)]
 pub struct SeqConvPotential {
     /// Input convolution `channels -> hidden_channels`.
     pub input: Conv1d,
     /// Residual blocks.
     pub blocks: Vec<ResidualConv1dBlock>,
-    /// Scalar head after mean pooling over length.
+    /// Scalar head after the readout.
     pub head: MlpHead,
-    /// Activation after the input convolution and before pooling.
+    /// Activation after the input convolution and before the readout.
     #[module(skip)]
     pub activation: Activation,
+    /// Readout of the features to the head.
+    #[module(skip)]
+    pub readout: SeqReadout,
     /// Sequence length.
     pub length: usize,
     /// Channels per position.
@@ -142,7 +194,7 @@ impl Potential for SeqConvPotential {
         for block in &self.blocks {
             h = block.forward_cached(h).0;
         }
-        let pooled = mean_over_length(self.activation.forward(h));
+        let pooled = self.readout.forward(self.activation.forward(h));
         let v = self.head.forward_cached(pooled).0;
         let [batch, _] = v.dims();
         add_confinement(v.reshape([batch]), x, self.confinement)
@@ -157,15 +209,16 @@ impl Potential for SeqConvPotential {
             h = out;
             caches.push(cache);
         }
-        let pooled = mean_over_length(self.activation.forward(h.clone()));
+        let pooled = self.readout.forward(self.activation.forward(h.clone()));
         let (v, head_pre) = self.head.forward_cached(pooled);
         let [batch, _] = v.dims();
 
         let ones = Tensor::<2>::ones([batch, 1], &v.device());
         let g = self.head.input_vjp(&head_pre, ones);
+        let [_, hidden, _] = h.dims();
         let mut g = self
             .activation
-            .input_vjp(&h, mean_over_length_vjp(g, self.length));
+            .input_vjp(&h, self.readout.vjp(g, hidden, self.length));
         for (block, cache) in self.blocks.iter().zip(&caches).rev() {
             g = block.input_vjp(cache, g);
         }
@@ -186,18 +239,45 @@ mod tests {
     #[test]
     fn input_gradient_matches_finite_differences() {
         let device = f64_device();
-        let config = SeqConvPotentialConfig::new(6, 4)
-            .with_hidden_channels(5)
-            .with_kernel(3)
-            .with_blocks(2)
-            .with_head_hidden(7)
-            .with_confinement(0.1);
-        config.check().expect("valid config");
-        let model = config.init(&device);
-        assert_eq!(model.dim(), 24);
-        let x = Tensor::<2>::random([3, 24], Distribution::Normal(0.0, 1.0), &device);
-        let err = input_gradient_error(&model, x, 1e-5);
-        assert!(err < 1e-4, "max rel err {err:e}");
+        for readout in [SeqReadout::Mean, SeqReadout::Flatten] {
+            let config = SeqConvPotentialConfig::new(6, 4)
+                .with_hidden_channels(5)
+                .with_kernel(3)
+                .with_blocks(2)
+                .with_head_hidden(7)
+                .with_readout(readout)
+                .with_confinement(0.1);
+            config.check().expect("valid config");
+            let model = config.init(&device);
+            assert_eq!(model.dim(), 24);
+            let x = Tensor::<2>::random([3, 24], Distribution::Normal(0.0, 1.0), &device);
+            let err = input_gradient_error(&model, x, 1e-5);
+            assert!(err < 1e-4, "{readout:?}: max rel err {err:e}");
+        }
+    }
+
+    #[test]
+    fn flatten_readout_tells_positions_apart_and_mean_does_not() {
+        // A motif moved by one position (away from the padded ends) keeps the mean-pooled
+        // features, but not the flattened ones.
+        let device = f64_device();
+        let at = |pos: usize| {
+            let mut v = vec![0.0f64; 16 * 2];
+            v[pos * 2] = 1.0;
+            Tensor::<2>::from_data(TensorData::new(v, [1, 32]), &device)
+        };
+        for (readout, moves) in [(SeqReadout::Mean, false), (SeqReadout::Flatten, true)] {
+            let model = SeqConvPotentialConfig::new(16, 2)
+                .with_hidden_channels(3)
+                .with_kernel(3)
+                .with_blocks(1)
+                .with_readout(readout)
+                .init(&device);
+            let diff = (model.energy(at(7)) - model.energy(at(8)))
+                .abs()
+                .into_scalar::<f64>();
+            assert_eq!(diff > 1e-9, moves, "{readout:?}: |dV| = {diff:e}");
+        }
     }
 
     #[test]

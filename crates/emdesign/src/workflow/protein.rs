@@ -8,7 +8,7 @@ use em_core::train::TrainConfig;
 use em_protein::benchmark::Difficulty;
 use em_protein::datasets::Task;
 use em_protein::design::{DesignConfig, Interaction};
-use em_protein::energy_model::{ActivationName, EnergyNetConfig, ProteinEnergyConfig};
+use em_protein::energy_model::{ActivationName, EnergyNetConfig, ProteinEnergyConfig, ReadoutName};
 use em_protein::predictor::TrainPredictorConfig;
 use serde::{Serialize, Serializer};
 
@@ -112,6 +112,8 @@ pub struct ProteinEnergy {
     pub head_hidden: usize,
     /// Activation name.
     pub activation: String,
+    /// Readout name (`flatten` or `mean`).
+    pub readout: String,
     /// Confinement strength.
     pub confinement: f64,
     /// Trainer settings.
@@ -127,6 +129,10 @@ impl ProteinEnergy {
             "gelu_tanh" => ActivationName::GeluTanh,
             _ => ActivationName::Silu,
         };
+        let readout = match self.readout.as_str() {
+            "mean" => ReadoutName::Mean,
+            _ => ReadoutName::Flatten,
+        };
         let t = &self.train;
         ProteinEnergyConfig {
             model: EnergyNetConfig {
@@ -135,6 +141,7 @@ impl ProteinEnergy {
                 blocks: self.blocks,
                 head_hidden: self.head_hidden,
                 activation,
+                readout,
                 confinement: self.confinement,
             },
             train: TrainConfig {

@@ -184,6 +184,13 @@ pub(crate) fn build(src: &Source, run_dir: Option<&Path>) -> Result<Plan> {
             "silu",
             &["silu", "softplus", "tanh", "gelu_tanh"],
         )?,
+        readout: choice(
+            src,
+            "energy.readout",
+            &e.readout,
+            "flatten",
+            &["flatten", "mean"],
+        )?,
         confinement: c.float("energy.confinement", &e.confinement, 0.0, 0.0, 1e6, false)?,
         train: check_train(&c, &e.train, &PROTEIN_TRAIN, |steps| steps * 2 / 3)?,
     };

@@ -78,6 +78,8 @@ pub struct RawProteinEnergy {
     pub head_hidden: Option<Spanned<i64>>,
     /// `silu`, `softplus`, `tanh` or `gelu_tanh`.
     pub activation: Option<Spanned<String>>,
+    /// `flatten` (position aware) or `mean` (translation invariant).
+    pub readout: Option<Spanned<String>>,
     /// Strength of an added `alpha/2 ||x||^2`.
     pub confinement: Option<Spanned<f64>>,
     /// Energy Matching training settings.
