@@ -19,7 +19,8 @@ mod protein;
 // kill-and-resume, bad workflow files (data-dir tests skip without the data directory).
 mod protein_workflow;
 
-// The image workflow (tiny MNIST run, cache hit, bad TOML, CIFAR-10 refusal) and `image fid`.
+// The image workflow (tiny MNIST run, cache hit, bad TOML, CIFAR-10 without its files) and
+// `image fid`.
 mod image_workflow;
 
 // `emdesign bench`: a tiny methods x tasks x seeds grid, outputs, resume, narrowing.

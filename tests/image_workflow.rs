@@ -1,7 +1,8 @@
 //! The image workflow and `image fid` through the binary: the tiny MNIST workflow runs end to
 //! end (grids, strips, FID/KID table with the real-vs-real floor) and a rerun is a cache hit;
-//! bad image TOML names file:line and field; CIFAR-10 fails clearly; FID of a set with itself
-//! is ~0. Tests needing the data directory skip (saying why) when it is absent.
+//! bad image TOML names file:line and field; CIFAR-10 without its files fails clearly, naming
+//! the missing file; FID of a set with itself is ~0. Tests needing the data directory skip
+//! (saying why) when it is absent.
 
 use std::path::PathBuf;
 
@@ -142,14 +143,23 @@ fn shipped_image_workflows_check() {
 }
 
 #[test]
-fn cifar10_fails_clearly_in_the_data_stage() {
+fn cifar10_without_its_files_fails_clearly_in_the_data_stage() {
     let dir = Dir::new();
     dir.create(
         "c.toml",
         "[workflow]\nkind = \"image\"\nrun_dir = \"run\"\n[data]\ndataset = \"cifar10\"\ndata_dir = \"nowhere\"\n",
     );
     let err = TestCommand::new(&dir).args(["run", "c.toml"]).assert_err();
-    assert_contains(&err, &["stage `data` failed", "cifar10", "not implemented"]);
+    assert_contains(
+        &err,
+        &[
+            "stage `data` failed",
+            "cannot read the cifar10 training split",
+            "images/cifar10/data_batch_1.bin",
+            "not found",
+            "cifar-10-batches-bin",
+        ],
+    );
     assert!(!dir.join("run/data").exists(), "{:?}", dir.tree("run"));
 }
 

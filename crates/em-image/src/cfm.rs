@@ -2,6 +2,7 @@
 //! v(x, t), trained on the velocity x1 - x0 with em-core's minibatch OT coupling and the same
 //! optimiser settings as Energy Matching, sampled with an Euler or Heun ODE at a given NFE.
 
+use crate::energy_net::ImageShape;
 use crate::error::Error;
 use crate::idx::Images;
 use crate::train::{ImageSamples, data_matrix, to_images};
@@ -20,7 +21,7 @@ use em_core::train::{Ema, StepReport, TrainConfig, step_seed};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
-/// Configuration of a [`VectorField`] for greyscale `height x width` images.
+/// Configuration of a [`VectorField`] for `channels x height x width` images.
 #[derive(Config, Debug)]
 pub struct VectorFieldConfig {
     /// Image height.
@@ -30,11 +31,14 @@ pub struct VectorFieldConfig {
     /// Channels at full resolution (twice as many at half resolution).
     #[config(default = 32)]
     pub hidden: usize,
+    /// Image channels (1 grey, 3 RGB).
+    #[config(default = 1)]
+    pub channels: usize,
 }
 
 /// A two-scale conv net: full-res conv, strided conv to half res, conv, nearest upsample,
 /// skip concat, conv, output conv; SiLU; time enters as a constant extra channel at both
-/// scales. Input and output are flat `[batch, h * w]`.
+/// scales. Input and output are flat `[batch, c * h * w]` (CHW per image).
 #[derive(Module, Debug)]
 pub struct VectorField {
     inp: Conv2d,
@@ -42,6 +46,7 @@ pub struct VectorField {
     mid: Conv2d,
     up: Conv2d,
     out: Conv2d,
+    channels: usize,
     height: usize,
     width: usize,
 }
@@ -54,31 +59,40 @@ fn conv(c: [usize; 2], stride: usize, device: &Device) -> Conv2d {
 }
 
 impl VectorFieldConfig {
-    /// The config whose parameter count is closest to `params` (e.g. the EM potential's,
-    /// [`crate::energy_net::param_count`]), so both models are compared at similar size.
-    pub fn sized_like(height: usize, width: usize, params: usize) -> Self {
-        let best = (1..=256)
-            .min_by_key(|&h| Self::param_count_for(h).abs_diff(params))
-            .unwrap_or(32);
-        Self::new(height, width).with_hidden(best)
+    /// The default config for images of `shape` (32 hidden channels).
+    pub fn for_shape(shape: ImageShape) -> Self {
+        Self::new(shape.height, shape.width).with_channels(shape.channels)
     }
 
-    /// Parameters of a [`VectorField`] with `hidden` channels (5 biased 3x3 convs).
-    pub fn param_count_for(hidden: usize) -> usize {
-        let h = hidden;
+    /// The config for `shape` whose parameter count is closest to `params` (e.g. the EM
+    /// potential's, [`crate::energy_net::param_count`]), so both models are compared at
+    /// similar size.
+    pub fn sized_like(shape: ImageShape, params: usize) -> Self {
+        let c = shape.channels;
+        let best = (1..=256)
+            .min_by_key(|&h| Self::param_count_for(c, h).abs_diff(params))
+            .unwrap_or(32);
+        Self::for_shape(shape).with_hidden(best)
+    }
+
+    /// Parameters of a [`VectorField`] for `channels`-channel images with `hidden` channels
+    /// (5 biased 3x3 convs).
+    pub fn param_count_for(channels: usize, hidden: usize) -> usize {
+        let (c, h) = (channels, hidden);
         let conv = |i: usize, o: usize| 9 * i * o + o;
-        conv(2, h) + conv(h, 2 * h) + conv(2 * h + 1, 2 * h) + conv(3 * h, h) + conv(h, 1)
+        conv(c + 1, h) + conv(h, 2 * h) + conv(2 * h + 1, 2 * h) + conv(3 * h, h) + conv(h, c)
     }
 
     /// Builds the network on `device`.
     pub fn init(&self, device: &Device) -> VectorField {
-        let h = self.hidden;
+        let (c, h) = (self.channels, self.hidden);
         VectorField {
-            inp: conv([2, h], 1, device),
+            inp: conv([c + 1, h], 1, device),
             down: conv([h, 2 * h], 2, device),
             mid: conv([2 * h + 1, 2 * h], 1, device),
             up: conv([3 * h, h], 1, device),
-            out: conv([h, 1], 1, device),
+            out: conv([h, c], 1, device),
+            channels: c,
             height: self.height,
             width: self.width,
         }
@@ -86,11 +100,16 @@ impl VectorFieldConfig {
 }
 
 impl VectorField {
-    /// Velocity `v(x, t)`: `x` is `[batch, h * w]` and `t` holds one time per row.
+    /// `[c, h, w]` of the images it moves.
+    pub fn shape(&self) -> [usize; 3] {
+        [self.channels, self.height, self.width]
+    }
+
+    /// Velocity `v(x, t)`: `x` is `[batch, c * h * w]` and `t` holds one time per row.
     pub fn forward(&self, x: Tensor<2>, t: Tensor<1>) -> Tensor<2> {
         let [b, _] = x.dims();
-        let (h, w) = (self.height, self.width);
-        let x = x.reshape([b, 1, h, w]);
+        let (c, h, w) = (self.channels, self.height, self.width);
+        let x = x.reshape([b, c, h, w]);
         let time = |hh: usize, ww: usize| {
             t.clone()
                 .reshape([b, 1, 1, 1])
@@ -104,7 +123,7 @@ impl VectorField {
         let opts = InterpolateOptions::new(InterpolateMode::Nearest).with_output_size([h, w]);
         let z = interpolate(z, opts);
         let z = silu(self.up.forward(Tensor::cat(vec![z, skip], 1)));
-        self.out.forward(z).reshape([b, h * w])
+        self.out.forward(z).reshape([b, c * h * w])
     }
 }
 
@@ -120,16 +139,13 @@ pub fn train_cfm(
     device: &Device,
     on_step: &mut dyn FnMut(&StepReport),
 ) -> crate::Result<VectorField> {
-    if net.height != images.rows() || net.width != images.cols() || net.hidden == 0 {
+    if [net.channels, net.height, net.width] != images.shape() || net.hidden == 0 {
+        let [c, h, w] = images.shape();
         return Err(Error::invalid(
             "vector field",
             format!(
-                "{}x{} with {} hidden channels for {}x{} images",
-                net.height,
-                net.width,
-                net.hidden,
-                images.rows(),
-                images.cols()
+                "{}x{}x{} with {} hidden channels for {c}x{h}x{w} images",
+                net.channels, net.height, net.width, net.hidden,
             ),
         ));
     }
@@ -205,9 +221,9 @@ pub fn sample_cfm(
         ));
     }
     let device = model.devices().first().cloned().unwrap_or_default();
-    let (h, w) = (model.height, model.width);
+    let shape = model.shape();
     let mut rng = StdRng::seed_from_u64(seed);
-    let mut x = host_normal(n, h * w, &mut rng, &device);
+    let mut x = host_normal(n, shape.iter().product(), &mut rng, &device);
     let dt = 1.0 / steps as f64;
     let at = |t: f64| Tensor::<1>::full([n], t, &device);
     let every = if snapshots == 0 {
@@ -228,10 +244,10 @@ pub fn sample_cfm(
             }
         };
         if every > 0 && ((k + 1) % every == 0 || k + 1 == steps) {
-            trajectory.push(to_images(x.clone(), h, w)?.0);
+            trajectory.push(to_images(x.clone(), shape)?.0);
         }
     }
-    let (images, values) = to_images(x, h, w)?;
+    let (images, values) = to_images(x, shape)?;
     Ok(ImageSamples {
         images,
         values,
@@ -249,9 +265,9 @@ mod tests {
         use crate::energy_net::{ImageShape, param_count, potential_config};
         let d = Device::default();
         let target = param_count(&potential_config(ImageShape::MNIST).init(&d));
-        let cfg = VectorFieldConfig::sized_like(28, 28, target);
+        let cfg = VectorFieldConfig::sized_like(ImageShape::MNIST, target);
         let got = cfg.init(&d).num_params();
-        assert_eq!(got, VectorFieldConfig::param_count_for(cfg.hidden));
+        assert_eq!(got, VectorFieldConfig::param_count_for(1, cfg.hidden));
         assert!(got.abs_diff(target) * 10 < target, "{got} vs {target}");
         let v = cfg
             .init(&d)
@@ -291,5 +307,45 @@ mod tests {
             s.values
         );
         assert!(sample_cfm(&model, 3, 3, OdeMethod::Heun, 0, 5).is_err());
+    }
+
+    #[test]
+    fn colour_vector_field_trains_and_samples_rgb_images() {
+        use crate::energy_net::{param_count, potential_config};
+        let d = Device::default();
+        let target = param_count(&potential_config(ImageShape::CIFAR10).init(&d));
+        let cfg = VectorFieldConfig::sized_like(ImageShape::CIFAR10, target);
+        assert_eq!(cfg.channels, 3);
+        assert_eq!(
+            cfg.init(&d).num_params(),
+            VectorFieldConfig::param_count_for(3, cfg.hidden)
+        );
+        let px: Vec<u8> = (0..16 * 3 * 8 * 8).map(|i| (i * 31 % 256) as u8).collect();
+        let images = Images::with_channels(16, 3, 8, 8, px).unwrap();
+        let shape = ImageShape {
+            channels: 3,
+            height: 8,
+            width: 8,
+        };
+        let net = VectorFieldConfig::for_shape(shape).with_hidden(4);
+        let train = TrainConfig {
+            total_steps: 2,
+            lr_warmup_steps: 1,
+            batch_size: 8,
+            ..TrainConfig::default()
+        };
+        let model = train_cfm(&images, &net, &train, &d, &mut |_| {}).unwrap();
+        assert_eq!(model.shape(), [3, 8, 8]);
+        let s = sample_cfm(&model, 2, 2, OdeMethod::Euler, 1, 3).unwrap();
+        assert_eq!((s.images.shape(), s.values.len()), ([3, 8, 8], 2 * 192));
+        assert_eq!(s.trajectory[0].shape(), [3, 8, 8]);
+        let grey = VectorFieldConfig::new(8, 8).with_hidden(4);
+        let msg = train_cfm(&images, &grey, &train, &d, &mut |_| {})
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("1x8x8 with 4 hidden channels for 3x8x8"),
+            "{msg}"
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! The error type of em-image: every variant names the file (or the argument) and what is
-//! wrong with it, so a bad IDX file or a missing weight file reads as one clear line.
+//! wrong with it, so a bad IDX or CIFAR-10 file or a missing weight file reads as one clear
+//! line.
 
 use std::path::PathBuf;
 
@@ -18,6 +19,14 @@ pub enum Error {
     #[error("{path}: not a valid IDX file: {what}")]
     Idx {
         /// The file.
+        path: PathBuf,
+        /// What is wrong, with the values found and expected.
+        what: String,
+    },
+    /// A CIFAR-10 binary batch file that is missing or malformed (size, label).
+    #[error("{path}: CIFAR-10 binary batch: {what}")]
+    Cifar {
+        /// The batch file.
         path: PathBuf,
         /// What is wrong, with the values found and expected.
         what: String,

@@ -1,5 +1,6 @@
-//! FID and KID with pytorch-fid conventions: grey -> 3 channels, bilinear resize to 299 with
-//! align_corners = false, inputs in [-1, 1] (no ImageNet mean/std), pool3 features, f64 stats.
+//! FID and KID with pytorch-fid conventions: grey -> 3 channels (RGB images go in as they
+//! are), bilinear resize to 299 with align_corners = false, inputs in [-1, 1] (no ImageNet
+//! mean/std), pool3 features, f64 stats.
 
 use crate::error::{Error, Result};
 use crate::frechet::frechet_distance_features;
@@ -92,7 +93,7 @@ impl FidExtractor {
         self.net.forward(preprocess(x.to_device(&self.device)))
     }
 
-    /// Features of an 8-bit image stack, `batch` images at a time, calling
+    /// Features of an 8-bit image stack (greyscale or RGB), `batch` images at a time, calling
     /// `progress(done, total)` after each batch.
     pub fn features(
         &self,
@@ -100,8 +101,13 @@ impl FidExtractor {
         batch: usize,
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<Features> {
-        let (n, h, w) = (images.len(), images.rows(), images.cols());
-        self.features_signed(&images.to_signed(), [n, 1, h, w], batch, progress)
+        let [c, h, w] = images.shape();
+        self.features_signed(
+            &images.to_signed(),
+            [images.len(), c, h, w],
+            batch,
+            progress,
+        )
     }
 
     /// Features of flat images in [-1, 1] with shape `[n, c, h, w]` (`c` = 1 or 3), e.g.
@@ -146,7 +152,7 @@ impl FidExtractor {
 }
 
 /// pytorch-fid's input transform for images already in [-1, 1]: grey is repeated to 3
-/// channels and the image is resized bilinearly to 299x299 with `align_corners = false`
+/// channels (3-channel input is kept as it is) and the image is resized bilinearly to 299x299 with `align_corners = false`
 /// (burn's default is `true`). pytorch-fid maps [0, 1] to [-1, 1] after resizing; bilinear
 /// weights sum to one, so resizing values already in [-1, 1] is the same. No ImageNet mean/std.
 pub fn preprocess(x: Tensor<4>) -> Tensor<4> {
@@ -243,5 +249,24 @@ mod tests {
             "{}",
             at(2, 0, 100)
         );
+    }
+
+    #[test]
+    fn rgb_with_equal_channels_gives_the_features_of_grey() {
+        let d = Device::default();
+        let grey: Vec<u8> = (0..16 * 16).map(|i| (i * 7 % 256) as u8).collect();
+        let rgb = grey.repeat(3);
+        let x1 = Images::new(1, 16, 16, grey).unwrap();
+        let x3 = Images::with_channels(1, 3, 16, 16, rgb).unwrap();
+        let p1 = preprocess(x1.to_tensor(&d).reshape([1, 1, 16, 16]));
+        let p3 = preprocess(x3.to_tensor(&d).reshape([1, 3, 16, 16]));
+        assert_eq!(p3.dims(), [1, 3, FID_SIDE, FID_SIDE]);
+        p1.into_data().assert_eq(&p3.into_data(), true);
+        // One image through the network (about a second on a CPU).
+        let fid = FidExtractor::load_default(&d).unwrap();
+        let f1 = fid.features(&x1, 1, &mut |_, _| {}).unwrap();
+        let f3 = fid.features(&x3, 1, &mut |_, _| {}).unwrap();
+        assert_eq!(f1.len(), 1);
+        assert_eq!(f1, f3);
     }
 }

@@ -1,5 +1,7 @@
-//! IDX reader for MNIST and Fashion-MNIST (raw or gzipped, detected by magic bytes), with
-//! checked magic numbers, ranks, dimensions and sizes, and conversion to flat f32 in [-1, 1].
+//! [`Images`], the 8-bit image stack every part of em-image passes around (greyscale or RGB,
+//! CHW per image), and the IDX format: the reader for MNIST and Fashion-MNIST (raw or gzipped,
+//! detected by magic bytes) with checked magic numbers, ranks, dimensions and sizes, and the
+//! writer the workflow stages use (rank 3 for greyscale, rank 4 `[n, c, h, w]` for colour).
 
 use crate::error::{Error, Result};
 use burn::prelude::*;
@@ -12,35 +14,67 @@ const IDX_U8: u8 = 0x08;
 /// First two bytes of a gzip stream.
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
-/// A stack of greyscale 8-bit images `[n, rows, cols]`, row-major, 0 = black.
+/// A stack of 8-bit images `[n, channels, rows, cols]`, row-major (each image is CHW: all of
+/// channel 0, then channel 1, ...), 0 = black. Greyscale stacks have one channel; colour
+/// stacks (CIFAR-10) have three, red, green, blue.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Images {
     n: usize,
+    channels: usize,
     rows: usize,
     cols: usize,
     pixels: Vec<u8>,
 }
 
 impl Images {
-    /// Builds a stack from `n * rows * cols` pixels; errors if the length does not match.
+    /// Builds a greyscale stack from `n * rows * cols` pixels; errors if the length does not
+    /// match.
     pub fn new(n: usize, rows: usize, cols: usize, pixels: Vec<u8>) -> Result<Self> {
-        if pixels.len() != n * rows * cols {
+        Self::with_channels(n, 1, rows, cols, pixels)
+    }
+
+    /// Builds a stack of `channels`-channel images from `n * channels * rows * cols` pixels,
+    /// each image CHW; errors if the length does not match or `channels` is 0.
+    pub fn with_channels(
+        n: usize,
+        channels: usize,
+        rows: usize,
+        cols: usize,
+        pixels: Vec<u8>,
+    ) -> Result<Self> {
+        if channels == 0 || Some(pixels.len()) != checked_size(&[n, channels, rows, cols]) {
             return Err(Error::invalid(
                 "image pixels",
-                format!("{} bytes for {n} x {rows} x {cols} images", pixels.len()),
+                format!(
+                    "{} bytes for {n} x {channels} x {rows} x {cols} images",
+                    pixels.len()
+                ),
             ));
         }
         Ok(Self {
             n,
+            channels,
             rows,
             cols,
             pixels,
         })
     }
 
-    /// Quantises flat values in [-1, 1] (`n * rows * cols` of them, as produced by a sampler)
-    /// back to 8-bit pixels, clamping values outside the range; NaN becomes 0.
+    /// Quantises flat greyscale values in [-1, 1] (`n * rows * cols` of them, as produced by
+    /// a sampler) back to 8-bit pixels, clamping values outside the range; NaN becomes 0.
     pub fn from_signed(values: &[f32], n: usize, rows: usize, cols: usize) -> Result<Self> {
+        Self::from_signed_channels(values, n, 1, rows, cols)
+    }
+
+    /// [`Images::from_signed`] for `channels`-channel images (`n * channels * rows * cols`
+    /// values, each image CHW).
+    pub fn from_signed_channels(
+        values: &[f32],
+        n: usize,
+        channels: usize,
+        rows: usize,
+        cols: usize,
+    ) -> Result<Self> {
         let pixels = values
             .iter()
             .map(|&v| {
@@ -48,7 +82,7 @@ impl Images {
                 ((v.clamp(-1.0, 1.0) + 1.0) * 127.5).round() as u8
             })
             .collect();
-        Self::new(n, rows, cols, pixels)
+        Self::with_channels(n, channels, rows, cols, pixels)
     }
 
     /// Number of images.
@@ -61,6 +95,11 @@ impl Images {
         self.n == 0
     }
 
+    /// Channels per image (1 = greyscale, 3 = RGB).
+    pub fn channels(&self) -> usize {
+        self.channels
+    }
+
     /// Image height.
     pub fn rows(&self) -> usize {
         self.rows
@@ -71,17 +110,22 @@ impl Images {
         self.cols
     }
 
-    /// Pixels per image (`rows * cols`), the flat dimension seen by the models.
-    pub fn dim(&self) -> usize {
-        self.rows * self.cols
+    /// `[channels, rows, cols]` of one image.
+    pub fn shape(&self) -> [usize; 3] {
+        [self.channels, self.rows, self.cols]
     }
 
-    /// All pixels, image after image.
+    /// Values per image (`channels * rows * cols`), the flat dimension seen by the models.
+    pub fn dim(&self) -> usize {
+        self.channels * self.rows * self.cols
+    }
+
+    /// All pixels, image after image (each CHW).
     pub fn pixels(&self) -> &[u8] {
         &self.pixels
     }
 
-    /// The pixels of image `i` (panics if `i >= len()`, a programmer error).
+    /// The pixels of image `i`, CHW (panics if `i >= len()`, a programmer error).
     pub fn image(&self, i: usize) -> &[u8] {
         &self.pixels[i * self.dim()..(i + 1) * self.dim()]
     }
@@ -92,13 +136,12 @@ impl Images {
         let start = start.min(end);
         Images {
             n: end - start,
-            rows: self.rows,
-            cols: self.cols,
             pixels: self.pixels[start * self.dim()..end * self.dim()].to_vec(),
+            ..*self
         }
     }
 
-    /// Pixels mapped to `p / 127.5 - 1` in [-1, 1], flat `[n * rows * cols]`.
+    /// Pixels mapped to `p / 127.5 - 1` in [-1, 1], flat `[n * channels * rows * cols]`.
     pub fn to_signed(&self) -> Vec<f32> {
         self.pixels
             .iter()
@@ -106,27 +149,62 @@ impl Images {
             .collect()
     }
 
-    /// The stack as a float tensor `[n, rows * cols]` in [-1, 1] on `device`.
+    /// The stack as a float tensor `[n, channels * rows * cols]` in [-1, 1] on `device`.
     pub fn to_tensor(&self, device: &Device) -> Tensor<2> {
         Tensor::<1>::from_floats(self.to_signed().as_slice(), device).reshape([self.n, self.dim()])
     }
 }
 
-/// Reads an IDX image file (`magic 0x00000803`, rank 3) into an [`Images`] stack.
+/// Reads an IDX image file into an [`Images`] stack: rank 3 (`magic 0x00000803`, dims
+/// `[n, rows, cols]`, greyscale) or rank 4 (`0x00000804`, dims `[n, channels, rows, cols]`).
 pub fn read_images(path: impl AsRef<Path>) -> Result<Images> {
     let path = path.as_ref();
-    let (dims, data) = parse(path, &read_maybe_gz(path)?, 3)?;
-    Images::new(dims[0], dims[1], dims[2], data)
+    let (dims, data) = parse(path, &read_maybe_gz(path)?, &[3, 4])?;
+    match dims[..] {
+        [n, rows, cols] => Images::new(n, rows, cols, data),
+        [n, c, rows, cols] => Images::with_channels(n, c, rows, cols, data),
+        _ => unreachable!("parse checked the rank"),
+    }
+}
+
+/// The bytes of an uncompressed IDX image file holding `images`: rank 3 (`[n, rows, cols]`,
+/// what MNIST readers expect) for greyscale, rank 4 (`[n, channels, rows, cols]`) otherwise.
+/// [`read_images`] reads both back. Errors if a dimension does not fit in 32 bits.
+pub fn encode_images(images: &Images) -> Result<Vec<u8>> {
+    let dims: Vec<usize> = if images.channels() == 1 {
+        vec![images.len(), images.rows(), images.cols()]
+    } else {
+        vec![
+            images.len(),
+            images.channels(),
+            images.rows(),
+            images.cols(),
+        ]
+    };
+    let mut bytes = Vec::with_capacity(4 + 4 * dims.len() + images.pixels().len());
+    bytes.extend_from_slice(&[0, 0, IDX_U8, dims.len() as u8]);
+    for d in dims {
+        let d = u32::try_from(d)
+            .map_err(|_| Error::invalid("IDX dimension", format!("{d} exceeds u32")))?;
+        bytes.extend_from_slice(&d.to_be_bytes());
+    }
+    bytes.extend_from_slice(images.pixels());
+    Ok(bytes)
+}
+
+/// The product of `dims`, or `None` on overflow.
+fn checked_size(dims: &[usize]) -> Option<usize> {
+    dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d))
 }
 
 /// Reads an IDX label file (`magic 0x00000801`, rank 1) into one byte per label.
 pub fn read_labels(path: impl AsRef<Path>) -> Result<Vec<u8>> {
     let path = path.as_ref();
-    let (_, data) = parse(path, &read_maybe_gz(path)?, 1)?;
+    let (_, data) = parse(path, &read_maybe_gz(path)?, &[1])?;
     Ok(data)
 }
 
-/// Which half of an MNIST-style data set.
+/// Which half of a data set (MNIST-style IDX files here, CIFAR-10 in [`crate::cifar`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Split {
     /// The 60,000 training images (`train-*`).
@@ -159,7 +237,8 @@ pub fn read_split(dir: impl AsRef<Path>, split: Split) -> Result<(Images, Vec<u8
 
 /// The data directory: `$EMDESIGN_DATA` if set, else `../shared/datasets` (the shared data
 /// folder beside a checkout, relative to the working directory). Images live
-/// under `images/mnist`, `images/fashion-mnist` and `images/fid_inception_v3.safetensors`.
+/// under `images/mnist`, `images/fashion-mnist`, `images/cifar10` and
+/// `images/fid_inception_v3.safetensors`.
 pub fn data_dir() -> PathBuf {
     std::env::var_os("EMDESIGN_DATA")
         .map(PathBuf::from)
@@ -192,9 +271,9 @@ fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
     }
 }
 
-/// Checks the IDX header (u8 elements, the expected rank, non-zero dims) and the payload
-/// size, and returns the dims and the payload.
-fn parse(path: &Path, bytes: &[u8], rank: usize) -> Result<(Vec<usize>, Vec<u8>)> {
+/// Checks the IDX header (u8 elements, one of the expected ranks, non-zero dims) and the
+/// payload size, and returns the dims and the payload.
+fn parse(path: &Path, bytes: &[u8], ranks: &[usize]) -> Result<(Vec<usize>, Vec<u8>)> {
     let bad = |what: String| Error::Idx {
         path: path.to_path_buf(),
         what,
@@ -205,12 +284,19 @@ fn parse(path: &Path, bytes: &[u8], rank: usize) -> Result<(Vec<usize>, Vec<u8>)
             bytes.len()
         )));
     }
-    let expected_magic = 0x0800 | rank as u32;
     let magic = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
-    if bytes[0] != 0 || bytes[1] != 0 || bytes[2] != IDX_U8 || bytes[3] as usize != rank {
+    let rank = bytes[3] as usize;
+    if bytes[0] != 0 || bytes[1] != 0 || bytes[2] != IDX_U8 || !ranks.contains(&rank) {
+        let expected: Vec<String> = ranks
+            .iter()
+            .map(|r| format!("{:#010x}", 0x0800 | *r as u32))
+            .collect();
+        let dims: Vec<String> = ranks.iter().map(usize::to_string).collect();
         return Err(bad(format!(
-            "magic number {magic:#010x}, expected {expected_magic:#010x} (unsigned bytes, {rank} dimension{})",
-            if rank == 1 { "" } else { "s" }
+            "magic number {magic:#010x}, expected {} (unsigned bytes, {} dimension{})",
+            expected.join(" or "),
+            dims.join(" or "),
+            if ranks == [1] { "" } else { "s" }
         )));
     }
     let header = 4 + 4 * rank;
@@ -229,10 +315,7 @@ fn parse(path: &Path, bytes: &[u8], rank: usize) -> Result<(Vec<usize>, Vec<u8>)
     if let Some(i) = dims.iter().position(|&d| d == 0) {
         return Err(bad(format!("dimension {i} is zero (dims {dims:?})")));
     }
-    let size = dims
-        .iter()
-        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-        .ok_or_else(|| bad(format!("dims {dims:?} overflow")))?;
+    let size = checked_size(&dims).ok_or_else(|| bad(format!("dims {dims:?} overflow")))?;
     let payload = bytes.len() - header;
     if payload != size {
         return Err(bad(format!(
@@ -338,6 +421,40 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(msg.contains("missing"), "{msg}");
+    }
+
+    #[test]
+    fn colour_stacks_slice_by_image_and_round_trip_through_rank_4_idx() {
+        let pixels: Vec<u8> = (0..3 * 3 * 2 * 2).map(|i| i as u8).collect();
+        let im = Images::with_channels(3, 3, 2, 2, pixels.clone()).unwrap();
+        assert_eq!((im.channels(), im.dim(), im.shape()), (3, 12, [3, 2, 2]));
+        assert_eq!(im.image(1), &pixels[12..24]);
+        let s = im.slice(1, 9);
+        assert_eq!((s.len(), s.channels(), s.image(0)), (2, 3, &pixels[12..24]));
+        assert_eq!(im.to_signed().len(), 36);
+        assert_eq!(im.to_tensor(&Device::default()).dims(), [3, 12]);
+        let back = Images::from_signed_channels(&im.to_signed(), 3, 3, 2, 2).unwrap();
+        assert_eq!(back, im);
+        assert!(Images::with_channels(3, 3, 2, 2, vec![0; 35]).is_err());
+        assert!(Images::with_channels(1, 0, 2, 2, vec![]).is_err());
+
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = encode_images(&im).unwrap();
+        assert_eq!(&bytes[..4], &[0, 0, 8, 4]);
+        assert_eq!(
+            read_images(write(dir.path(), "rgb.idx", &bytes)).unwrap(),
+            im
+        );
+        // Greyscale stays rank 3, the layout MNIST readers expect; rank 4 with c = 1 reads too.
+        let grey = Images::new(2, 1, 3, vec![1, 2, 3, 4, 5, 6]).unwrap();
+        let bytes = encode_images(&grey).unwrap();
+        assert_eq!(bytes, idx(3, &[2, 1, 3], grey.pixels()));
+        assert_eq!(
+            read_images(write(dir.path(), "g.idx", &bytes)).unwrap(),
+            grey
+        );
+        let r4 = idx(4, &[2, 1, 1, 3], grey.pixels());
+        assert_eq!(read_images(write(dir.path(), "g4.idx", &r4)).unwrap(), grey);
     }
 
     #[test]

@@ -46,16 +46,13 @@ pub fn train_em(
     on_step: &mut dyn FnMut(&StepReport),
 ) -> Result<ConvPotential2d> {
     net.check()?;
-    if net.channels != 1 || net.height != images.rows() || net.width != images.cols() {
+    if [net.channels, net.height, net.width] != images.shape() {
+        let [c, h, w] = images.shape();
         return Err(Error::invalid(
             "potential shape",
             format!(
-                "{}x{}x{} but images are 1x{}x{}",
-                net.channels,
-                net.height,
-                net.width,
-                images.rows(),
-                images.cols()
+                "{}x{}x{} but images are {c}x{h}x{w}",
+                net.channels, net.height, net.width
             ),
         ));
     }
@@ -92,15 +89,15 @@ pub fn sample_em(
     seed: u64,
 ) -> Result<ImageSamples> {
     let device = model.devices().first().cloned().unwrap_or_default();
-    let [h, w] = shape(model)?;
+    let shape = shape(model)?;
     let mut rng = StdRng::seed_from_u64(seed);
-    let x0 = host_normal(n, h * w, &mut rng, &device);
+    let x0 = host_normal(n, shape.iter().product(), &mut rng, &device);
     let out = sample(model, &[], x0, langevin, seed.wrapping_add(1))?;
     let mut trajectory = Vec::with_capacity(out.trajectory.len());
     for (_, x) in out.trajectory {
-        trajectory.push(to_images(x, h, w)?.0);
+        trajectory.push(to_images(x, shape)?.0);
     }
-    let (images, values) = to_images(out.x, h, w)?;
+    let (images, values) = to_images(out.x, shape)?;
     Ok(ImageSamples {
         images,
         values,
@@ -108,18 +105,18 @@ pub fn sample_em(
     })
 }
 
-/// Height and width of a greyscale potential (colour samples are not supported yet).
-fn shape(model: &ConvPotential2d) -> Result<[usize; 2]> {
+/// `[c, h, w]` of a potential's images; 8-bit stacks hold grey (1) or RGB (3) images.
+fn shape(model: &ConvPotential2d) -> Result<[usize; 3]> {
     match model.shape.as_slice() {
-        &[1, h, w] => Ok([h, w]),
+        &[c, h, w] if c == 1 || c == 3 => Ok([c, h, w]),
         other => Err(Error::Unavailable {
-            what: format!("image samples of shape {other:?}: 8-bit stacks are greyscale only"),
+            what: format!("image samples of shape {other:?}: 8-bit stacks are grey or RGB"),
         }),
     }
 }
 
-/// A greyscale `[n, h*w]` tensor as quantised images and raw values.
-pub(crate) fn to_images(x: Tensor<2>, h: usize, w: usize) -> Result<(Images, Vec<f32>)> {
+/// A `[n, c*h*w]` tensor as quantised images of shape `[c, h, w]` and the raw values.
+pub(crate) fn to_images(x: Tensor<2>, shape: [usize; 3]) -> Result<(Images, Vec<f32>)> {
     let [n, _] = x.dims();
     let values = x
         .into_data()
@@ -132,7 +129,8 @@ pub(crate) fn to_images(x: Tensor<2>, h: usize, w: usize) -> Result<(Images, Vec
             step: 0,
         });
     }
-    Ok((Images::from_signed(&values, n, h, w)?, values))
+    let [c, h, w] = shape;
+    Ok((Images::from_signed_channels(&values, n, c, h, w)?, values))
 }
 
 #[cfg(test)]
@@ -189,5 +187,37 @@ mod tests {
         );
         let again = sample_em(&model, 5, &lv, 1).unwrap();
         assert_eq!(again.values, s.values);
+    }
+
+    #[test]
+    fn em_trains_and_samples_colour_images() {
+        let px: Vec<u8> = (0..16 * 3 * 8 * 8).map(|i| (i * 37 % 256) as u8).collect();
+        let images = Images::with_channels(16, 3, 8, 8, px).unwrap();
+        let net = ConvPotential2dConfig::new(3, 8, 8)
+            .with_hidden_channels(4)
+            .with_blocks(1)
+            .with_head_hidden(8);
+        let train = TrainConfig {
+            total_steps: 2,
+            flow_steps: 1,
+            lr_warmup_steps: 1,
+            batch_size: 8,
+            neg_steps: 2,
+            checkpoint_every: 0,
+            ..TrainConfig::default()
+        };
+        let dev = Device::default();
+        let model = train_em(&images, &net, &train, &dev, None, &mut |_| {}).unwrap();
+        let mut lv = LangevinConfig::new(2, 0.05, Schedule::Constant { eps: 0.01 });
+        lv.record_every = Some(1);
+        let s = sample_em(&model, 3, &lv, 1).unwrap();
+        assert_eq!((s.images.len(), s.images.shape()), (3, [3, 8, 8]));
+        assert_eq!(s.values.len(), 3 * 192);
+        assert!(s.trajectory.iter().all(|t| t.shape() == [3, 8, 8]));
+        let grey = ConvPotential2dConfig::new(1, 8, 8);
+        let msg = train_em(&images, &grey, &train, &dev, None, &mut |_| {})
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("1x8x8 but images are 3x8x8"), "{msg}");
     }
 }

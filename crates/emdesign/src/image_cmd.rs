@@ -25,7 +25,7 @@ pub enum ImageCommand {
 /// Arguments of `emdesign image fid`.
 #[derive(Args, Debug)]
 pub struct FidArgs {
-    /// First set: an IDX image file (raw or .gz) or a folder of greyscale PNGs.
+    /// First set: an IDX image file (raw or .gz) or a folder of PNGs (greyscale or RGB).
     pub a: PathBuf,
     /// Second set, same forms.
     pub b: PathBuf,
@@ -114,13 +114,12 @@ fn fid(args: &FidArgs, data_dir: Option<&Path>) -> Result<()> {
     let r = fid_kid(&fa, &fb)?;
     println!("set  images  size   path");
     for (name, set, path) in [("A", &a, &args.a), ("B", &b, &args.b)] {
-        println!(
-            "{name:<4} {:>6}  {:>2}x{:<2}  {}",
-            set.len(),
-            set.rows(),
-            set.cols(),
-            path.display()
-        );
+        // Greyscale prints as before (`28x28`); colour adds the channels (`3x32x32`).
+        let size = match set.shape() {
+            [1, h, w] => format!("{h:>2}x{w:<2}"),
+            [c, h, w] => format!("{c}x{h}x{w}"),
+        };
+        println!("{name:<4} {:>6}  {size}  {}", set.len(), path.display());
     }
     println!("FID  {:.4}", r.fid);
     println!("KID  {:.6} (std {:.6})", r.kid_mean, r.kid_std);

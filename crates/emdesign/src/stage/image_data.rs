@@ -1,13 +1,18 @@
-//! Image stage `data`: read the data set's IDX files from the data directory into
-//! `train.idx` (the first `n_train` training images) and `test.idx` (the held-out test split),
-//! plus the shared helpers of the image stages (stage list, IDX writing, device choice).
+//! Image stage `data`: read the data set from `<data dir>/images/<dataset>/` (MNIST-style IDX
+//! files, or the CIFAR-10 binary batches) into `train.idx` (the first `n_train` training
+//! images) and `test.idx` (the held-out test split), checking that the images have the shape
+//! the models are built for; plus the shared helpers of the image stages (stage list, IDX
+//! writing, device choice). IDX files are rank 3 for greyscale and rank 4 `[n, c, h, w]` for
+//! colour.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use burn::prelude::*;
-use em_image::idx::{Images, Split, read_images, read_split};
+use em_image::cifar;
+use em_image::idx::{Images, Split, encode_images, read_images, read_split};
 
+use super::image_train::shape;
 use super::{Outcome, Stage, StageCtx};
 use super::{image_metrics, image_report, image_sample, image_train};
 use crate::workflow::image::{Image, ImageData};
@@ -59,15 +64,10 @@ pub fn device(name: &str) -> Device {
     Device::flex()
 }
 
-/// Writes an uncompressed IDX image file (`0x00000803`, dims `[n, rows, cols]`).
+/// Writes an uncompressed IDX image file: `0x00000803`, dims `[n, rows, cols]`, for greyscale;
+/// `0x00000804`, dims `[n, channels, rows, cols]`, for colour.
 pub fn write_idx(path: &Path, images: &Images) -> Result<()> {
-    let mut bytes = vec![0u8, 0, 0x08, 3];
-    for d in [images.len(), images.rows(), images.cols()] {
-        let d = u32::try_from(d).context("IDX dimension exceeds u32")?;
-        bytes.extend_from_slice(&d.to_be_bytes());
-    }
-    bytes.extend_from_slice(images.pixels());
-    super::cache::write_atomic(path, &bytes)
+    super::cache::write_atomic(path, &encode_images(images)?)
 }
 
 /// Reads an IDX image file written by a stage.
@@ -75,7 +75,7 @@ pub fn read_idx(path: &Path) -> Result<Images> {
     Ok(read_images(path)?)
 }
 
-/// The directory of an MNIST-style data set.
+/// The directory of a data set: `<data dir>/images/<dataset>`.
 fn set_dir(cfg: &ImageData) -> PathBuf {
     cfg.data_dir.join("images").join(&cfg.dataset)
 }
@@ -96,6 +96,36 @@ pub struct ImageDataStage {
     pub cfg: ImageData,
 }
 
+impl ImageDataStage {
+    fn is_cifar(&self) -> bool {
+        self.cfg.dataset == "cifar10"
+    }
+
+    /// One split of the data set, checked to hold images of the shape the models expect.
+    fn read(&self, dir: &Path, split: Split, what: &str) -> Result<Images> {
+        let name = &self.cfg.dataset;
+        let (images, _) = if self.is_cifar() {
+            cifar::read_split(dir, split)
+        } else {
+            read_split(dir, split)
+        }
+        .with_context(|| format!("cannot read the {name} {what} split from {}", dir.display()))?;
+        let want = shape(name);
+        if images.shape() != [want.channels, want.height, want.width] {
+            let [c, h, w] = images.shape();
+            bail!(
+                "{}: the {name} {what} images are {c}x{h}x{w}, but the {name} models are built \
+                 for {}x{}x{}",
+                dir.display(),
+                want.channels,
+                want.height,
+                want.width
+            );
+        }
+        Ok(images)
+    }
+}
+
 impl Stage for ImageDataStage {
     fn name(&self) -> &str {
         "data"
@@ -109,24 +139,22 @@ impl Stage for ImageDataStage {
     }
     fn input_files(&self) -> Vec<PathBuf> {
         let dir = set_dir(&self.cfg);
-        ["train", "t10k"]
-            .iter()
-            .map(|s| split_file(&dir, s))
-            .filter(|p| p.is_file())
-            .collect()
+        let files = if self.is_cifar() {
+            let mut f = cifar::split_files(&dir, Split::Train);
+            f.extend(cifar::split_files(&dir, Split::Test));
+            f
+        } else {
+            ["train", "t10k"]
+                .iter()
+                .map(|s| split_file(&dir, s))
+                .collect()
+        };
+        files.into_iter().filter(|p| p.is_file()).collect()
     }
     fn run(&self, ctx: &StageCtx) -> Result<Outcome> {
-        if self.cfg.dataset == "cifar10" {
-            bail!(
-                "data set `cifar10` is not implemented: em-image has no reader for the CIFAR-10 \
-                 binary files yet, so the CIFAR-10 workflow cannot run (MNIST and Fashion-MNIST can)"
-            );
-        }
         let dir = set_dir(&self.cfg);
-        let (train, _) = read_split(&dir, Split::Train)
-            .with_context(|| format!("cannot read the {} training split", self.cfg.dataset))?;
-        let (test, _) = read_split(&dir, Split::Test)
-            .with_context(|| format!("cannot read the {} test split", self.cfg.dataset))?;
+        let train = self.read(&dir, Split::Train, "training")?;
+        let test = self.read(&dir, Split::Test, "test")?;
         if train.len() < self.cfg.n_train {
             bail!(
                 "data.n_train = {} but {} holds only {} training images",
@@ -146,7 +174,7 @@ impl Stage for ImageDataStage {
             metrics: serde_json::json!({
                 "n_train": train.len(),
                 "n_test": test.len(),
-                "shape": [1, train.rows(), train.cols()],
+                "shape": train.shape(),
             }),
         })
     }
@@ -155,6 +183,8 @@ impl Stage for ImageDataStage {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::progress::Progress;
+    use std::collections::BTreeMap;
 
     #[test]
     fn idx_round_trips() {
@@ -163,5 +193,110 @@ mod tests {
         let p = dir.path().join("a.idx");
         write_idx(&p, &im).unwrap();
         assert_eq!(read_idx(&p).unwrap(), im);
+        let rgb = Images::with_channels(2, 3, 1, 2, (0..12).collect()).unwrap();
+        write_idx(&p, &rgb).unwrap();
+        assert_eq!(read_idx(&p).unwrap(), rgb);
+    }
+
+    /// `n` CIFAR-10 records: label `(first + i) % 10`, pixel `p` = `(first + i + p) % 256`.
+    fn records(n: usize, first: usize) -> Vec<u8> {
+        (0..n)
+            .flat_map(|i| {
+                let label = ((first + i) % 10) as u8;
+                std::iter::once(label).chain((0..3072).map(move |p| ((first + i + p) % 256) as u8))
+            })
+            .collect()
+    }
+
+    fn stage(dataset: &str, data_dir: &Path, n_train: usize) -> ImageDataStage {
+        ImageDataStage {
+            cfg: ImageData {
+                dataset: dataset.into(),
+                n_train,
+                data_dir: data_dir.to_path_buf(),
+            },
+        }
+    }
+
+    fn run(stage: &ImageDataStage, out: &Path) -> Result<Outcome> {
+        let upstream = BTreeMap::new();
+        let progress = Progress::new(true);
+        stage.run(&StageCtx {
+            out,
+            upstream: &upstream,
+            progress: &progress,
+        })
+    }
+
+    #[test]
+    fn cifar10_data_stage_writes_colour_idx_files() {
+        let data = tempfile::tempdir().unwrap();
+        let dir = data.path().join("images/cifar10").join(cifar::SUBDIR);
+        std::fs::create_dir_all(&dir).unwrap();
+        for (k, f) in cifar::TRAIN_FILES.iter().enumerate() {
+            std::fs::write(dir.join(f), records(4, 4 * k)).unwrap();
+        }
+        std::fs::write(dir.join(cifar::TEST_FILE), records(3, 100)).unwrap();
+        let st = stage("cifar10", data.path(), 16);
+        assert_eq!(st.input_files().len(), 6);
+        let out = tempfile::tempdir().unwrap();
+        let outcome = run(&st, out.path()).unwrap();
+        assert_eq!(outcome.metrics["shape"], serde_json::json!([3, 32, 32]));
+        assert_eq!(outcome.metrics["n_train"], 16);
+        assert_eq!(outcome.metrics["n_test"], 3);
+
+        let train_path = out.path().join(TRAIN_IDX);
+        assert_eq!(&std::fs::read(&train_path).unwrap()[..4], &[0, 0, 8, 4]);
+        let train = read_idx(&train_path).unwrap();
+        assert_eq!((train.len(), train.shape()), (16, [3, 32, 32]));
+        // Image 9 is record 1 of data_batch_3.bin, whose pixels are (9 + p) % 256.
+        let want: Vec<u8> = (0..3072).map(|p| ((9 + p) % 256) as u8).collect();
+        assert_eq!(train.image(9), want.as_slice());
+        let test = read_idx(&out.path().join(TEST_IDX)).unwrap();
+        assert_eq!((test.len(), test.image(2)[0]), (3, 102));
+
+        let msg = format!(
+            "{:#}",
+            run(&stage("cifar10", data.path(), 21), out.path()).unwrap_err()
+        );
+        assert!(
+            msg.contains("n_train = 21") && msg.contains("only 20"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn data_stage_errors_name_missing_files_and_wrong_shapes() {
+        let data = tempfile::tempdir().unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let st = stage("cifar10", data.path(), 16);
+        assert!(st.input_files().is_empty());
+        let msg = format!("{:#}", run(&st, out.path()).unwrap_err());
+        assert!(
+            msg.contains("cannot read the cifar10 training split")
+                && msg.contains("images/cifar10/data_batch_1.bin")
+                && msg.contains("not found"),
+            "{msg}"
+        );
+        // MNIST-style files of another size are refused before any model sees them.
+        let mnist = data.path().join("images/mnist");
+        std::fs::create_dir_all(&mnist).unwrap();
+        let idx = |rank: u8, dims: &[u32]| {
+            let mut b = vec![0, 0, 8, rank];
+            dims.iter()
+                .for_each(|d| b.extend_from_slice(&d.to_be_bytes()));
+            b.resize(b.len() + dims.iter().product::<u32>() as usize, 0);
+            b
+        };
+        std::fs::write(mnist.join("train-images-idx3-ubyte"), idx(3, &[16, 2, 2])).unwrap();
+        std::fs::write(mnist.join("train-labels-idx1-ubyte"), idx(1, &[16])).unwrap();
+        let msg = format!(
+            "{:#}",
+            run(&stage("mnist", data.path(), 16), out.path()).unwrap_err()
+        );
+        assert!(
+            msg.contains("are 1x2x2, but the mnist models are built for 1x28x28"),
+            "{msg}"
+        );
     }
 }

@@ -33,7 +33,9 @@ pub const VECTOR_FIELD: &str = "vector_field.bin";
 /// Loss log written by both trainers, one JSON object per logged step.
 pub const LOG: &str = "train_log.jsonl";
 
-/// The image shape of a data set.
+/// The image shape of a data set (1x28x28 for MNIST and Fashion-MNIST, 3x32x32 for
+/// CIFAR-10): the models are built for it, and the `data` stage checks that the files hold
+/// images of this shape, so training and sampling use the data's shape.
 pub fn shape(dataset: &str) -> ImageShape {
     if dataset == "cifar10" {
         ImageShape::CIFAR10
@@ -55,10 +57,10 @@ pub fn em_net(cfg: &Image) -> ConvPotential2dConfig {
 pub fn cfm_net(cfg: &Image) -> VectorFieldConfig {
     let s = shape(&cfg.data.dataset);
     match cfg.train_cfm.hidden {
-        Some(h) => VectorFieldConfig::new(s.height, s.width).with_hidden(h),
+        Some(h) => VectorFieldConfig::for_shape(s).with_hidden(h),
         None => {
             let params = param_count(&em_net(cfg).init(&Device::flex()));
-            VectorFieldConfig::sized_like(s.height, s.width, params)
+            VectorFieldConfig::sized_like(s, params)
         }
     }
 }

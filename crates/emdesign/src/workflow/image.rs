@@ -11,8 +11,8 @@ use super::Source;
 use super::image_raw::RawImage;
 use super::plan::{Body, Check, Plan, base_dir, header};
 
-/// Data sets the `data` stage knows (CIFAR-10 is accepted here and refused by the stage,
-/// which says why: em-image has no CIFAR-10 reader yet).
+/// Data sets the `data` stage knows: MNIST-style IDX files, or the CIFAR-10 binary batches
+/// (3x32x32, for a GPU machine), all under `<data dir>/images/<dataset>/`.
 pub const IMAGE_DATASETS: [&str; 3] = ["mnist", "fashion-mnist", "cifar10"];
 
 /// The image workflow's stages in run order.
