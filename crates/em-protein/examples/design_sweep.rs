@@ -71,12 +71,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         }
         c.schedule = Schedule::Ramp { tau_star, eps_max };
-        c.interaction = match (sigma_w, kernel) {
-            (s, _) if s == 0.0 => Interaction::None,
-            (s, true) => Interaction::Kernel { sigma_w: s },
-            (s, false) => Interaction::Quadratic { sigma_w: s },
+        c.interaction = if sigma_w == 0.0 {
+            Interaction::None
+        } else if kernel {
+            Interaction::Kernel { sigma_w }
+        } else {
+            Interaction::Quadratic { sigma_w }
         };
-        if !predictors.contains_key(&smoothed) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = predictors.entry(smoothed) {
             let path = task.checkpoint(
                 data,
                 Checkpoint::Predictor {
@@ -84,7 +86,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     smoothed,
                 },
             )?;
-            predictors.insert(smoothed, Cnn::load(path, &device)?);
+            slot.insert(Cnn::load(path, &device)?);
         }
         let predictor = &predictors[&smoothed];
         let t = Instant::now();
