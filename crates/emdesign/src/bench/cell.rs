@@ -191,10 +191,13 @@ fn design_cell(
     };
     let device = Device::flex();
     let (min_gt, max_gt) = (env.min_gt, env.max_gt);
-    let sigma_w = p.design.sigma_w;
     let interaction = match method {
-        Method::EmQuadratic => Interaction::Quadratic { sigma_w },
-        Method::EmKernel => Interaction::Kernel { sigma_w },
+        Method::EmQuadratic => Interaction::Quadratic {
+            sigma_w: p.design.sigma_w,
+        },
+        Method::EmKernel => Interaction::Kernel {
+            sigma_w: p.design.kernel_sigma_w(),
+        },
         _ => Interaction::None,
     };
     let cfg = sampler_config(&p.design, interaction, plan.budget, plan.top_k)?;

@@ -1,6 +1,7 @@
 //! The bench file (`workflows/bench.toml`) as serde structs with unknown fields rejected, and
 //! the checked [`BenchPlan`]: methods x tasks x seeds, one predictor-call budget for all.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -208,6 +209,9 @@ struct RawBench {
     bench: RawHeader,
     #[serde(default)]
     protein: toml::Table,
+    /// `[task.<name>]`: per-task tables merged over `[protein]` (e.g. a split's sigma_w).
+    #[serde(default)]
+    task: BTreeMap<String, toml::Table>,
     #[serde(default)]
     ot_cfm: OtCfmSettings,
     #[serde(default)]
@@ -237,6 +241,8 @@ pub struct BenchPlan {
     pub top_k: usize,
     /// The protein workflow tables (`predictor`, `energy`, `design`, ...) shared by GFP/AAV.
     pub protein: toml::Table,
+    /// Per-task tables (`[task.<name>]`), merged key by key over `protein` for that task.
+    pub task_overrides: BTreeMap<String, toml::Table>,
     /// OT-CFM settings.
     pub ot_cfm: OtCfmSettings,
     /// Ehrlich settings.
@@ -278,6 +284,47 @@ fn pick<T>(
         .collect()
 }
 
+/// Protein workflow tables must be one of the protein workflow's tables.
+fn check_protein_tables(tables: &toml::Table, prefix: &str, path: &Path) -> Result<()> {
+    for key in tables.keys() {
+        if !PROTEIN_TABLES.contains(&key.as_str()) {
+            bail!(
+                "{}: field `{prefix}.{key}`: unknown table, expected one of {}",
+                path.display(),
+                PROTEIN_TABLES.join(", ")
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The protein workflow tables a bench may set.
+const PROTEIN_TABLES: [&str; 5] = ["predictor", "energy", "design", "evaluate", "report"];
+
+/// `over` merged into `base`: tables recursively, any other value replaced.
+fn merge(base: &mut toml::Table, over: &toml::Table) {
+    for (key, value) in over {
+        match (base.get_mut(key), value) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            _ => {
+                base.insert(key.clone(), value.clone());
+            }
+        }
+    }
+}
+
+impl BenchPlan {
+    /// The protein workflow tables of the task named `task`: `[protein]` with its
+    /// `[task.<task>]` overrides merged in.
+    pub fn protein_tables(&self, task: &str) -> toml::Table {
+        let mut tables = self.protein.clone();
+        if let Some(over) = self.task_overrides.get(task) {
+            merge(&mut tables, over);
+        }
+        tables
+    }
+}
+
 /// Reads and checks a bench file, applying the command line's narrowing.
 pub fn load(path: &Path, o: &Overrides) -> Result<BenchPlan> {
     let text = std::fs::read_to_string(path)
@@ -311,13 +358,17 @@ pub fn load(path: &Path, o: &Overrides) -> Result<BenchPlan> {
     if top_k == 0 {
         bail!("{}: must be >= 1", ctx("top_k"));
     }
-    for key in raw.protein.keys() {
-        if !["predictor", "energy", "design", "evaluate", "report"].contains(&key.as_str()) {
+    check_protein_tables(&raw.protein, "protein", path)?;
+    for (name, table) in &raw.task {
+        let protein = TASKS.iter().any(|t| t == name) && name != "ehrlich";
+        if !protein {
             bail!(
-                "{}: field `protein.{key}`: unknown table, expected predictor, energy, design",
-                path.display()
+                "{}: field `task.{name}`: unknown protein task, expected one of {}",
+                path.display(),
+                TASKS[..4].join(", ")
             );
         }
+        check_protein_tables(table, &format!("task.{name}"), path)?;
     }
     let base = path.parent().unwrap_or(Path::new("."));
     let run_dir = match &o.run_dir {
@@ -335,6 +386,7 @@ pub fn load(path: &Path, o: &Overrides) -> Result<BenchPlan> {
         budget: h.budget,
         top_k,
         protein: raw.protein,
+        task_overrides: raw.task,
         ot_cfm: raw.ot_cfm,
         ehrlich: raw.ehrlich,
     })
@@ -349,6 +401,22 @@ mod tests {
         let p = dir.path().join("b.toml");
         std::fs::write(&p, text).unwrap();
         (dir, p)
+    }
+
+    #[test]
+    fn task_tables_merge_over_protein_key_by_key() {
+        let (_d, p) = write(
+            "[bench]\nbudget = 1\n[protein.design]\nzeta = 0.01\nsigma_w = 11.0\n\
+             [task.gfp-hard.design]\nsigma_w = 3.0\n[task.gfp-hard.energy]\nblocks = 1\n",
+        );
+        let plan = load(&p, &Overrides::default()).unwrap();
+        let gfp = plan.protein_tables("gfp-hard");
+        assert_eq!(gfp["design"]["sigma_w"].as_float(), Some(3.0));
+        assert_eq!(gfp["design"]["zeta"].as_float(), Some(0.01));
+        assert_eq!(gfp["energy"]["blocks"].as_integer(), Some(1));
+        let aav = plan.protein_tables("aav-hard");
+        assert_eq!(aav["design"]["sigma_w"].as_float(), Some(11.0));
+        assert!(aav.get("energy").is_none());
     }
 
     #[test]
@@ -375,6 +443,13 @@ mod tests {
             "{e}"
         );
         let (_d, p) = write("[bench]\nbudget = 1\nbudgte = 2\n");
+        assert!(load(&p, &Overrides::default()).is_err());
+        let (_d, p) = write("[bench]\nbudget = 1\n[task.tem1.design]\nsigma_w = 2.0\n");
+        let e = format!("{:#}", load(&p, &Overrides::default()).unwrap_err());
+        assert!(e.contains("task.tem1"), "{e}");
+        let (_d, p) = write("[bench]\nbudget = 1\n[task.gfp-hard.desing]\nsigma_w = 2.0\n");
+        let e = format!("{:#}", load(&p, &Overrides::default()).unwrap_err());
+        assert!(e.contains("task.gfp-hard.desing"), "{e}");
         assert!(load(&p, &Overrides::default()).is_err());
     }
 }

@@ -90,7 +90,8 @@ fn protein_source(plan: &BenchPlan, task: BenchTask) -> Result<Source> {
         t.name(),
         d.name()
     );
-    text.push_str(&toml::to_string(&plan.protein).context("cannot write [protein] tables")?);
+    let tables = plan.protein_tables(&task.name());
+    text.push_str(&toml::to_string(&tables).context("cannot write [protein] tables")?);
     Ok(Source {
         path: format!("{} [protein] for {}", plan.path.display(), task.name()).into(),
         text,

@@ -163,7 +163,7 @@ fn markdown(
         d.seeds.len(),
         d.n_samples,
         d.top_k,
-        d.sigma_w,
+        d.interaction_width(),
         d.zeta,
         d.t_end
     );

@@ -171,8 +171,12 @@ pub struct Design {
     pub tau_star: f64,
     /// `none`, `quadratic` or `kernel`.
     pub interaction: String,
-    /// Interaction width.
+    /// Width of the quadratic interaction.
     pub sigma_w: f64,
+    /// Width of the kernel interaction; `None` (not written to stage keys) means
+    /// [`DEFAULT_KERNEL_SIGMA_W`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kernel_sigma_w: Option<f64>,
     /// Clamp box.
     pub clamp: [f64; 2],
     /// Softmax temperature of the predictor input.
@@ -183,7 +187,25 @@ pub struct Design {
     pub ablation: bool,
 }
 
+/// Kernel-interaction width when none is set: on AAV hard at 512 chains, 0.2 gave fitness
+/// 0.613 / diversity 3.47 (seed 0), about what quadratic sigma_W 9 gives there.
+pub const DEFAULT_KERNEL_SIGMA_W: f64 = 0.2;
+
 impl Design {
+    /// Width of the kernel interaction.
+    pub fn kernel_sigma_w(&self) -> f64 {
+        self.kernel_sigma_w.unwrap_or(DEFAULT_KERNEL_SIGMA_W)
+    }
+
+    /// Width of the configured interaction (quadratic or kernel; the quadratic one for none).
+    pub fn interaction_width(&self) -> f64 {
+        if self.interaction == "kernel" {
+            self.kernel_sigma_w()
+        } else {
+            self.sigma_w
+        }
+    }
+
     /// em-protein's design settings, with the configured interaction or none.
     pub fn config(&self, with_interaction: bool) -> DesignConfig {
         let interaction = match (with_interaction, self.interaction.as_str()) {
@@ -191,7 +213,7 @@ impl Design {
                 sigma_w: self.sigma_w,
             },
             (true, "kernel") => Interaction::Kernel {
-                sigma_w: self.sigma_w,
+                sigma_w: self.kernel_sigma_w(),
             },
             _ => Interaction::None,
         };

@@ -256,6 +256,17 @@ pub(crate) fn build(src: &Source, run_dir: Option<&Path>) -> Result<Plan> {
             1e6,
             true,
         )?,
+        kernel_sigma_w: match &s.kernel_sigma_w {
+            Some(_) => Some(c.float(
+                "design.kernel_sigma_w",
+                &s.kernel_sigma_w,
+                0.0,
+                0.0,
+                1e6,
+                true,
+            )?),
+            None => None,
+        },
         clamp,
         temperature: c.float(
             "design.temperature",
@@ -290,6 +301,7 @@ pub(crate) fn build(src: &Source, run_dir: Option<&Path>) -> Result<Plan> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use em_protein::design::Interaction;
 
     fn src(text: &str) -> Source {
         Source {
@@ -325,6 +337,23 @@ mod tests {
                 "report"
             ]
         );
+    }
+
+    #[test]
+    fn kernel_width_is_its_own_field() {
+        let build = |extra: &str| {
+            let plan = super::super::plan::build(&src(&format!("{MIN}{extra}")), None).unwrap();
+            let Body::Protein(p) = plan.body else {
+                panic!("not protein")
+            };
+            p.design.config(true).interaction
+        };
+        let kernel = "[design]\ninteraction = \"kernel\"\nsigma_w = 9.0\n";
+        assert_eq!(build(kernel), Interaction::Kernel { sigma_w: 0.2 });
+        let set = format!("{kernel}kernel_sigma_w = 0.1\n");
+        assert_eq!(build(&set), Interaction::Kernel { sigma_w: 0.1 });
+        let quad = "[design]\nsigma_w = 9.0\nkernel_sigma_w = 0.1\n";
+        assert_eq!(build(quad), Interaction::Quadratic { sigma_w: 9.0 });
     }
 
     #[test]

@@ -107,8 +107,10 @@ pub struct RawDesign {
     pub tau_star: Option<Spanned<f64>>,
     /// `none`, `quadratic` or `kernel`.
     pub interaction: Option<Spanned<String>>,
-    /// Width of the interaction.
+    /// Width of the quadratic interaction.
     pub sigma_w: Option<Spanned<f64>>,
+    /// Width of the kernel interaction (its scale differs from the quadratic one's).
+    pub kernel_sigma_w: Option<Spanned<f64>>,
     /// Box `[lo, hi]` the states are clamped to.
     pub clamp: Option<Spanned<Vec<f64>>>,
     /// Softmax temperature of the relaxed predictor input.
