@@ -100,6 +100,12 @@ fn non_negative(field: &str, v: f64) -> Result<()> {
 }
 
 impl TrainConfig {
+    /// Share of the final EMA weights still held by the initial (random) weights,
+    /// `ema_decay^total_steps`: above ~0.1 the averaged model is mostly its initialisation.
+    pub fn ema_init_share(&self) -> f64 {
+        self.ema_decay.powf(self.total_steps as f64).clamp(0.0, 1.0)
+    }
+
     /// Checks every field and returns the settings the trainer runs on.
     pub fn check(self) -> Result<TrainSettings> {
         positive("lr", self.lr)?;
@@ -213,6 +219,22 @@ mod tests {
         assert!(e.to_string().contains("`t_cut`"), "{e}");
         let e: std::result::Result<TrainConfig, _> = serde_json::from_str(r#"{"lrr": 1}"#);
         assert!(e.unwrap_err().to_string().contains("lrr"));
+    }
+
+    #[test]
+    fn ema_init_share_is_decay_to_the_steps() {
+        let c = TrainConfig {
+            ema_decay: 0.999,
+            total_steps: 1500,
+            ..Default::default()
+        };
+        assert!((c.ema_init_share() - 0.999f64.powi(1500)).abs() < 1e-12);
+        assert!((c.ema_init_share() - 0.2229).abs() < 1e-3);
+        let c = TrainConfig {
+            ema_decay: 0.0,
+            ..c
+        };
+        assert_eq!(c.ema_init_share(), 0.0);
     }
 
     #[test]

@@ -139,6 +139,8 @@ pub struct OtCfmSettings {
     pub batch_size: usize,
     /// Adam step size.
     pub lr: f64,
+    /// EMA decay of the sampled weights.
+    pub ema_decay: f64,
 }
 
 impl Default for OtCfmSettings {
@@ -150,6 +152,7 @@ impl Default for OtCfmSettings {
             steps: 3000,
             batch_size: 128,
             lr: 1e-3,
+            ema_decay: 0.99,
         }
     }
 }

@@ -237,6 +237,7 @@ impl TaskEnv {
             batch_size: s.batch_size,
             lr: s.lr,
             lr_warmup_steps: (s.steps / 10).min(100),
+            ema_decay: s.ema_decay,
             checkpoint_every: 0,
             seed: step_seed(plan.seed, SEED_OT_CFM),
             ..TrainConfig::default()

@@ -63,6 +63,16 @@ impl Stage for ProteinEnergyStage {
             .clone()
             .check()
             .context("invalid `[energy.train]`")?;
+        let share = cfg.train.ema_init_share();
+        if share > 0.1 {
+            eprintln!(
+                "warning: energy.train.ema_decay {} over {} steps leaves {:.0}% of the EMA \
+                 weights at their random initialisation; lower it (e.g. 1 - 10/steps)",
+                cfg.train.ema_decay,
+                cfg.train.total_steps,
+                100.0 * share
+            );
+        }
         let data = DataMatrix::new(embed(train.sequences(), length), length * ALPHABET_SIZE)?;
         let device = Device::flex().autodiff();
         device.seed(cfg.train.seed);

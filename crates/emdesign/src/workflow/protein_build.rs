@@ -34,6 +34,12 @@ const PROTEIN_TRAIN: Train = Train {
     checkpoint_every: 250,
 };
 
+/// EMA decay when none is set: `min(0.999, 1 - 10 / steps)`, so the random initial weights
+/// keep at most `e^-10` of the average at the end (0.999 over 1,500 steps would keep 22%).
+fn default_ema_decay(steps: usize) -> f64 {
+    (1.0 - 10.0 / steps as f64).clamp(0.0, PROTEIN_TRAIN.ema_decay)
+}
+
 fn choice(
     src: &Source,
     field: &str,
@@ -192,7 +198,13 @@ pub(crate) fn build(src: &Source, run_dir: Option<&Path>) -> Result<Plan> {
             &["flatten", "mean"],
         )?,
         confinement: c.float("energy.confinement", &e.confinement, 0.0, 0.0, 1e6, false)?,
-        train: check_train(&c, &e.train, &PROTEIN_TRAIN, |steps| steps * 2 / 3)?,
+        train: {
+            let mut train = check_train(&c, &e.train, &PROTEIN_TRAIN, |steps| steps * 2 / 3)?;
+            if e.train.ema_decay.is_none() {
+                train.ema_decay = default_ema_decay(train.steps);
+            }
+            train
+        },
     };
 
     let s = &raw.design;
@@ -337,6 +349,27 @@ mod tests {
                 "report"
             ]
         );
+    }
+
+    #[test]
+    fn ema_default_follows_the_step_count_and_leaves_little_of_the_init() {
+        let ema = |extra: &str| {
+            let plan = super::super::plan::build(&src(&format!("{MIN}{extra}")), None).unwrap();
+            let Body::Protein(p) = plan.body else {
+                panic!("not protein")
+            };
+            (p.energy.train.ema_decay, p.energy.train.steps)
+        };
+        let (d, steps) = ema("");
+        assert_eq!(steps, 3000);
+        assert!((d - (1.0 - 10.0 / 3000.0)).abs() < 1e-12, "{d}");
+        let (d, steps) = ema("[energy.train]\nsteps = 1500\n");
+        assert!((d - (1.0 - 10.0 / 1500.0)).abs() < 1e-12, "{d}");
+        assert!(d.powi(steps as i32) < 1e-4);
+        let (d, _) = ema("[energy.train]\nsteps = 100000\n");
+        assert_eq!(d, 0.999);
+        let (d, _) = ema("[energy.train]\nsteps = 1500\nema_decay = 0.9\n");
+        assert_eq!(d, 0.9);
     }
 
     #[test]
