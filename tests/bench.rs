@@ -95,3 +95,19 @@ fn gradient_methods_are_na_on_ehrlich_and_bad_names_fail() {
         .assert_err();
     assert_contains(&err, &["bench.tasks", "unknown `tem1`"]);
 }
+
+#[test]
+fn a_changed_method_setting_reruns_only_that_methods_cells() {
+    if data_dir().is_none() {
+        return;
+    }
+    let dir = Dir::new();
+    let with_t = |t: f64| format!("{TINY}\n[gwg]\ntemperature = {t}\nchains = 8\n");
+    dir.create("bench.toml", &with_t(0.03));
+    let args = ["--methods", "random,gwg", "--seeds", "0"];
+    let out = bench(&dir, "aav-hard", &args);
+    assert_contains(&out, &["bench: 2 cells (2 ran, 0 reused)"]);
+    dir.create("bench.toml", &with_t(0.05));
+    let out = bench(&dir, "aav-hard", &args);
+    assert_contains(&out, &["bench: 2 cells (1 ran, 1 reused)"]);
+}

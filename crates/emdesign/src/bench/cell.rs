@@ -67,15 +67,24 @@ pub fn cell_key(
 ) -> Result<Key> {
     let mut upstream = env.upstream.clone();
     upstream.extend_from_slice(extra);
-    cache::fingerprint(
-        "bench.cell",
-        &serde_json::json!({
-            "method": method.name(), "task": env.name, "seed": seed,
-            "budget": plan.budget, "top_k": plan.top_k,
-        }),
-        &[],
-        &upstream,
-    )
+    let mut config = serde_json::json!({
+        "method": method.name(), "task": env.name, "seed": seed,
+        "budget": plan.budget, "top_k": plan.top_k,
+    });
+    // The method's own settings, for the methods that have any (a changed sigma_W or
+    // temperature must not reuse old cells).
+    let settings = match (&env.kind, method) {
+        (_, Method::Gwg) => Some(serde_json::to_value(&plan.gwg)?),
+        (
+            TaskKind::Protein(p),
+            Method::OtCfm | Method::Em | Method::EmQuadratic | Method::EmKernel,
+        ) => Some(serde_json::to_value(&p.design)?),
+        _ => None,
+    };
+    if let Some(s) = settings {
+        config["settings"] = s;
+    }
+    cache::fingerprint("bench.cell", &config, &[], &upstream)
 }
 
 /// The finished cell at `path` if its key is `key`.
@@ -157,7 +166,10 @@ fn design_cell(
     let baseline: Option<Box<dyn DesignMethod>> = match method {
         Method::Random => Some(Box::new(RandomMutation::default())),
         Method::AdaLead => Some(Box::new(AdaLead::default())),
-        Method::Gwg => Some(Box::new(GibbsWithGradients::default())),
+        Method::Gwg => Some(Box::new(GibbsWithGradients {
+            temperature: plan.gwg.temperature,
+            chains: plan.gwg.chains,
+        })),
         _ => None,
     };
     if let Some(m) = baseline {

@@ -157,6 +157,26 @@ impl Default for OtCfmSettings {
     }
 }
 
+/// `[gwg]`: the Gibbs-with-Gradients baseline's sampler settings.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GwgSettings {
+    /// Target and proposal temperature, on the scale of the raw predictor scores.
+    pub temperature: f32,
+    /// Parallel chains.
+    pub chains: usize,
+}
+
+impl Default for GwgSettings {
+    fn default() -> Self {
+        let d = em_protein::baselines::gwg::GibbsWithGradients::default();
+        Self {
+            temperature: d.temperature,
+            chains: d.chains,
+        }
+    }
+}
+
 /// `[ehrlich]`: the function (fields of em-protein's `EhrlichConfig`) and the start population.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -219,6 +239,8 @@ struct RawBench {
     ot_cfm: OtCfmSettings,
     #[serde(default)]
     ehrlich: EhrlichSettings,
+    #[serde(default)]
+    gwg: GwgSettings,
 }
 
 /// A checked bench.
@@ -250,6 +272,8 @@ pub struct BenchPlan {
     pub ot_cfm: OtCfmSettings,
     /// Ehrlich settings.
     pub ehrlich: EhrlichSettings,
+    /// Gibbs-with-Gradients settings.
+    pub gwg: GwgSettings,
 }
 
 /// Narrowing from the command line.
@@ -392,6 +416,7 @@ pub fn load(path: &Path, o: &Overrides) -> Result<BenchPlan> {
         task_overrides: raw.task,
         ot_cfm: raw.ot_cfm,
         ehrlich: raw.ehrlich,
+        gwg: raw.gwg,
     })
 }
 
