@@ -8,7 +8,7 @@
 //! eps(t) ramp and zeta as the EM design, and one predictor gradient per sample per step. The
 //! ODE has no noise term and no interaction energy (that is what the comparison isolates).
 
-use burn::module::Module;
+use burn::module::{Module, Param};
 use burn::nn::PaddingConfig1d;
 use burn::nn::conv::{Conv1d, Conv1dConfig};
 use burn::optim::{AdamConfig, GradientsParams};
@@ -49,10 +49,17 @@ pub struct VectorFieldConfig {
 }
 
 /// `v(x, t)`: Conv1d over positions with the time as an extra constant channel at every
-/// layer, SiLU, residual hidden blocks; flat `[batch, L*20]` in and out.
+/// layer, a learned per-position embedding added after the input convolution, SiLU,
+/// residual hidden blocks; flat `[batch, L*20]` in and out.
+///
+/// The position embedding matters for aligned variants: convolutions alone are translation
+/// equivariant, so without it the field cannot learn site-specific residues (the same flaw
+/// a mean-pooled energy has) and its samples drift far from the data.
 #[derive(Module, Debug)]
 pub struct SeqVectorField {
     inp: Conv1d,
+    /// `[1, hidden, L]`, zero at initialisation.
+    position: Param<Tensor<3>>,
     blocks: Vec<Conv1d>,
     out: Conv1d,
     length: usize,
@@ -91,6 +98,7 @@ impl VectorFieldConfig {
         let (a, h, k) = (ALPHABET_SIZE, self.hidden_channels, self.kernel);
         SeqVectorField {
             inp: conv([a + 1, h], k, device),
+            position: Param::from_tensor(Tensor::zeros([1, h, self.length], device)),
             blocks: (0..self.blocks)
                 .map(|_| conv([h + 1, h], k, device))
                 .collect(),
@@ -117,7 +125,7 @@ impl SeqVectorField {
         let time = t.reshape([b, 1, 1]).repeat_dim(2, l);
         let with_t = |z: Tensor<3>| Tensor::cat(vec![z, time.clone()], 1);
         let x = x.reshape([b, l, ALPHABET_SIZE]).swap_dims(1, 2);
-        let mut z = silu(self.inp.forward(with_t(x)));
+        let mut z = silu(self.inp.forward(with_t(x)) + self.position.val());
         for block in &self.blocks {
             z = z.clone() + silu(block.forward(with_t(z)));
         }
@@ -278,6 +286,37 @@ mod tests {
             top_k: 4,
             ..Default::default()
         }
+    }
+
+    /// On an input that is the same at every site, a field without a position embedding
+    /// gives the same velocity at every interior site (convolutions are translation
+    /// equivariant); the learned embedding lets the sites differ.
+    #[test]
+    fn the_position_embedding_breaks_translation_equivariance() {
+        let device = Device::flex();
+        let mut field = VectorFieldConfig::new(12)
+            .with_hidden_channels(8)
+            .with_kernel(3)
+            .with_blocks(1)
+            .init(&device);
+        let x = Tensor::<2>::ones([1, 12 * ALPHABET_SIZE], &device) * 0.3;
+        let t = Tensor::<1>::full([1], 0.5, &device);
+        let site = |v: &[f32], i: usize| v[i * ALPHABET_SIZE..(i + 1) * ALPHABET_SIZE].to_vec();
+        let v: Vec<f32> = field
+            .forward(x.clone(), t.clone())
+            .to_data()
+            .try_to_vec()
+            .unwrap();
+        // Sites 4..8 are more than the receptive field (3 convolutions of width 3) from
+        // both ends, so they see identical neighbourhoods.
+        assert_eq!(site(&v, 5), site(&v, 6));
+        field.position = Param::from_tensor(Tensor::random(
+            [1, 8, 12],
+            burn::tensor::Distribution::Normal(0.0, 1.0),
+            &device,
+        ));
+        let v: Vec<f32> = field.forward(x, t).to_data().try_to_vec().unwrap();
+        assert_ne!(site(&v, 5), site(&v, 6));
     }
 
     /// One training sequence: the learned flow must carry noise to it (every unguided sample

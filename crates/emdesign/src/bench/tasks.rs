@@ -250,7 +250,8 @@ impl TaskEnv {
             .collect();
         let key = cache::fingerprint(
             "bench.ot_cfm",
-            &serde_json::json!({ "settings": s, "seed": train.seed }),
+            // `arch` names the field's layout: a cached field of another layout is not reused.
+            &serde_json::json!({ "settings": s, "seed": train.seed, "arch": "conv+position" }),
             &[],
             &data_key,
         )?;
