@@ -111,21 +111,23 @@ pub fn run(args: &BenchArgs, data_dir: Option<&Path>) -> Result<()> {
     }
     bar.finish_and_clear();
     let rows = output::write(&plan.run_dir, &plan, &cells, &budget_note)?;
-    let panels: Vec<Vec<(usize, f64, f64)>> = plan
+    let panels: Vec<plot::Panel> = plan
         .tasks
         .iter()
-        .map(|t| {
-            cells
+        .map(|t| plot::Panel {
+            task: t.name(),
+            points: cells
                 .iter()
                 .filter(|c| c.task == t.name())
                 .filter_map(|c| {
                     let m = plan.methods.iter().position(|m| m.name() == c.method)?;
                     Some((m, c.diversity?, c.fitness?))
                 })
-                .collect()
+                .collect(),
         })
         .collect();
-    plot::fitness_vs_diversity(&plan.run_dir.join("bench.png"), &panels)?;
+    let names: Vec<&str> = plan.methods.iter().map(|m| m.name()).collect();
+    plot::fitness_vs_diversity(&plan.run_dir.join("bench.png"), &panels, &names)?;
     for r in rows.iter().filter(|r| r.seeds > 0) {
         let f = r
             .fitness

@@ -1,5 +1,6 @@
 //! `bench.png`: fitness (y) vs diversity (x), one panel per task, one point per method and
-//! seed, coloured by method. No text is drawn (no font needed); `bench.md` names the colours.
+//! seed, coloured by method. Panel titles, axes and a method legend are drawn when a system
+//! font is found, else the plot is drawn bare (no text); `bench.md` names the colours.
 
 use std::path::Path;
 
@@ -22,14 +23,27 @@ pub fn colour_name(i: usize) -> &'static str {
     COLOURS[i % COLOURS.len()].1
 }
 
-/// One panel per task: points `(method index, diversity, fitness)`.
-pub fn fitness_vs_diversity(path: &Path, panels: &[Vec<(usize, f64, f64)>]) -> Result<()> {
+/// A task's panel: its name and points `(method index, diversity, fitness)`.
+pub struct Panel {
+    /// Task name (the panel title).
+    pub task: String,
+    /// `(method index, diversity, fitness)`.
+    pub points: Vec<(usize, f64, f64)>,
+}
+
+/// One panel per task; `methods` names the method indices (legend, first panel).
+pub fn fitness_vs_diversity(path: &Path, panels: &[Panel], methods: &[&str]) -> Result<()> {
+    draw(path, panels, methods, true).or_else(|_| draw(path, panels, methods, false))
+}
+
+fn draw(path: &Path, panels: &[Panel], methods: &[&str], labelled: bool) -> Result<()> {
     let err = |e: &dyn std::fmt::Display| anyhow!("cannot draw {}: {e}", path.display());
     let n = panels.len().max(1);
-    let root = BitMapBackend::new(path, (360 * n as u32, 380)).into_drawing_area();
+    let root = BitMapBackend::new(path, (380 * n as u32, 420)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(&e))?;
-    for (area, points) in root.split_evenly((1, n)).iter().zip(panels) {
-        let finite: Vec<_> = points
+    for (i, (area, panel)) in root.split_evenly((1, n)).iter().zip(panels).enumerate() {
+        let finite: Vec<_> = panel
+            .points
             .iter()
             .filter(|p| p.1.is_finite() && p.2.is_finite())
             .collect();
@@ -42,25 +56,51 @@ pub fn fitness_vs_diversity(path: &Path, panels: &[Vec<(usize, f64, f64)>]) -> R
         }
         let pad = |a: f64, b: f64| ((b - a) * 0.15).max(0.05);
         let (px, py) = (pad(x0, x1), pad(y0, y1));
-        let mut chart = ChartBuilder::on(area)
-            .margin(14)
+        let mut builder = ChartBuilder::on(area);
+        builder.margin(14);
+        if labelled {
+            builder
+                .caption(&panel.task, ("sans-serif", 18))
+                .x_label_area_size(36)
+                .y_label_area_size(48);
+        }
+        let mut chart = builder
             .build_cartesian_2d((x0 - px)..(x1 + px), (y0 - py)..(y1 + py))
             .map_err(|e| err(&e))?;
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .disable_y_mesh()
-            .x_labels(0)
-            .y_labels(0)
-            .draw()
-            .map_err(|e| err(&e))?;
-        chart
-            .draw_series(
-                finite.iter().map(|&&(m, x, y)| {
-                    Circle::new((x, y), 5, COLOURS[m % COLOURS.len()].0.filled())
-                }),
-            )
-            .map_err(|e| err(&e))?;
+        let mut mesh = chart.configure_mesh();
+        mesh.disable_x_mesh().disable_y_mesh();
+        if labelled {
+            mesh.x_desc("diversity").y_desc("fitness");
+        } else {
+            mesh.x_labels(0).y_labels(0);
+        }
+        mesh.draw().map_err(|e| err(&e))?;
+        for (m, name) in methods.iter().enumerate() {
+            let colour = COLOURS[m % COLOURS.len()].0;
+            let series = chart
+                .draw_series(
+                    finite
+                        .iter()
+                        .filter(|p| p.0 == m)
+                        .map(|&&(_, x, y)| Circle::new((x, y), 5, colour.filled())),
+                )
+                .map_err(|e| err(&e))?;
+            if labelled && i == 0 {
+                series
+                    .label(*name)
+                    .legend(move |(x, y)| Circle::new((x, y), 4, colour.filled()));
+            }
+        }
+        if labelled && i == 0 {
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .position(SeriesLabelPosition::LowerLeft)
+                .label_font(("sans-serif", 12))
+                .draw()
+                .map_err(|e| err(&e))?;
+        }
     }
     root.present().map_err(|e| err(&e))?;
     Ok(())
@@ -74,7 +114,17 @@ mod tests {
     fn writes_a_png_with_empty_and_full_panels() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("b.png");
-        fitness_vs_diversity(&p, &[vec![(0, 3.0, 0.4), (1, 5.0, 0.6)], vec![]]).unwrap();
+        let panels = [
+            Panel {
+                task: "aav-hard".into(),
+                points: vec![(0, 3.0, 0.4), (1, 5.0, 0.6)],
+            },
+            Panel {
+                task: "ehrlich".into(),
+                points: vec![],
+            },
+        ];
+        fitness_vs_diversity(&p, &panels, &["random", "adalead"]).unwrap();
         assert_eq!(&std::fs::read(&p).unwrap()[1..4], b"PNG");
     }
 }
