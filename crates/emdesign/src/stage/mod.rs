@@ -18,6 +18,7 @@ pub mod protein_evaluate;
 pub mod protein_files;
 pub mod protein_report;
 pub mod published;
+pub mod run_lock;
 pub mod runner;
 pub mod toy_data;
 pub mod toy_energy;

@@ -9,6 +9,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 
 use super::cache::{self, Key, Record};
+use super::run_lock::RunLock;
 use super::{Stage, StageCtx};
 use crate::progress::Progress;
 
@@ -82,6 +83,7 @@ impl Runner {
         }
         std::fs::create_dir_all(&self.run_dir)
             .with_context(|| format!("cannot create run directory {}", self.run_dir.display()))?;
+        let _lock = RunLock::acquire(&self.run_dir)?;
         let mut keys: BTreeMap<String, Key> = BTreeMap::new();
         let mut dirs: BTreeMap<String, PathBuf> = BTreeMap::new();
         let mut forcing = false;
