@@ -268,17 +268,21 @@ pub(crate) fn build(src: &Source, run_dir: Option<&Path>) -> Result<Plan> {
             1e6,
             true,
         )?,
-        kernel_sigma_w: match &s.kernel_sigma_w {
-            Some(_) => Some(c.float(
-                "design.kernel_sigma_w",
-                &s.kernel_sigma_w,
-                0.0,
-                0.0,
-                1e6,
-                true,
-            )?),
-            None => None,
-        },
+        // No default here: unset stays `None` (out of the stage keys), see `Design`.
+        kernel_sigma_w: s
+            .kernel_sigma_w
+            .is_some()
+            .then(|| {
+                c.float(
+                    "design.kernel_sigma_w",
+                    &s.kernel_sigma_w,
+                    0.0,
+                    0.0,
+                    1e6,
+                    true,
+                )
+            })
+            .transpose()?,
         clamp,
         temperature: c.float(
             "design.temperature",
@@ -351,13 +355,19 @@ mod tests {
         );
     }
 
+    /// The protein plan of [`MIN`] followed by `extra`.
+    fn protein(extra: &str) -> Protein {
+        let plan = super::super::plan::build(&src(&format!("{MIN}{extra}")), None).unwrap();
+        let Body::Protein(p) = plan.body else {
+            panic!("not protein")
+        };
+        p
+    }
+
     #[test]
     fn ema_default_follows_the_step_count_and_leaves_little_of_the_init() {
         let ema = |extra: &str| {
-            let plan = super::super::plan::build(&src(&format!("{MIN}{extra}")), None).unwrap();
-            let Body::Protein(p) = plan.body else {
-                panic!("not protein")
-            };
+            let p = protein(extra);
             (p.energy.train.ema_decay, p.energy.train.steps)
         };
         let (d, steps) = ema("");
@@ -374,13 +384,7 @@ mod tests {
 
     #[test]
     fn kernel_width_is_its_own_field() {
-        let build = |extra: &str| {
-            let plan = super::super::plan::build(&src(&format!("{MIN}{extra}")), None).unwrap();
-            let Body::Protein(p) = plan.body else {
-                panic!("not protein")
-            };
-            p.design.config(true).interaction
-        };
+        let build = |extra: &str| protein(extra).design.config(true).interaction;
         let kernel = "[design]\ninteraction = \"kernel\"\nsigma_w = 9.0\n";
         assert_eq!(build(kernel), Interaction::Kernel { sigma_w: 0.2 });
         let set = format!("{kernel}kernel_sigma_w = 0.1\n");
