@@ -57,7 +57,9 @@ pub fn cell_path(run_dir: &Path, task: &str, method: Method, seed: u64) -> PathB
         .join(format!("{}_seed{seed}.json", method.name()))
 }
 
-/// The key of a cell: method, task, seed, budget, top_k and the task's upstream keys.
+/// The key of a cell: method, task, seed, budget, top_k and the task's upstream keys that
+/// the method reads (the energy stage only for the EM methods, so a baseline cell keeps its
+/// key whether or not the invocation trained the energy).
 pub fn cell_key(
     plan: &BenchPlan,
     env: &TaskEnv,
@@ -65,7 +67,12 @@ pub fn cell_key(
     seed: u64,
     extra: &[(String, Key)],
 ) -> Result<Key> {
-    let mut upstream = env.upstream.clone();
+    let mut upstream: Vec<(String, Key)> = env
+        .upstream
+        .iter()
+        .filter(|(stage, _)| method.is_em() || stage != "energy")
+        .cloned()
+        .collect();
     upstream.extend_from_slice(extra);
     let mut config = serde_json::json!({
         "method": method.name(), "task": env.name, "seed": seed,
@@ -226,4 +233,30 @@ fn design_cell(
     // One guidance gradient per chain and step, one final score per unique design.
     let calls = batch.n_samples * cfg.steps() + batch.n_unique;
     Ok(Some((batch.sequences, calls)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::config::{BenchTask, Overrides, load};
+    use crate::bench::tasks::prepare;
+
+    #[test]
+    fn only_em_cell_keys_follow_the_energy_stage() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("b.toml");
+        std::fs::write(&path, "[bench]\nbudget = 64\n[ehrlich]\nlength = 16\nn_start = 8\n").unwrap();
+        let plan = load(&path, &Overrides::default()).unwrap();
+        let progress = Progress::new(true);
+        let without = prepare(&plan, BenchTask::Ehrlich, false, None, &progress).unwrap();
+        let mut with = prepare(&plan, BenchTask::Ehrlich, false, None, &progress).unwrap();
+        with.upstream.push(("energy".into(), Key("e".repeat(64))));
+        let key = |env: &TaskEnv, m| cell_key(&plan, env, m, 0, &[]).unwrap();
+        for m in [Method::Random, Method::AdaLead, Method::Gwg, Method::OtCfm] {
+            assert_eq!(key(&without, m), key(&with, m), "{}", m.name());
+        }
+        for m in [Method::Em, Method::EmQuadratic, Method::EmKernel] {
+            assert_ne!(key(&without, m), key(&with, m), "{}", m.name());
+        }
+    }
 }
