@@ -5,7 +5,8 @@
 //!   gradient, built from [`nn`] layers that carry their own vector-Jacobian products.
 //! - [`loss`]: the optimal-transport flow-matching warm-up on `-grad V` ([`ot`] couples noise
 //!   to data) and the contrastive term on Langevin negatives; [`train`] runs them (Adam,
-//!   warm-up, clipping, EMA, [`checkpoint`]/resume).
+//!   warm-up, clipping, EMA, [`checkpoint`]/resume); `train::cfm` is the OT-CFM loop that the
+//!   domains' flow-matching baselines share.
 //! - [`langevin`]: Langevin dynamics on `V + sum of energy::EnergyTerm`s (guidance,
 //!   [`interaction`]) under a temperature [`schedule`] eps(t).
 

@@ -9,15 +9,13 @@ use crate::train::{ImageSamples, data_matrix, to_images};
 use burn::module::Module;
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
 use burn::tensor::activation::silu;
 use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
-use em_core::loss::FlowBatch;
 use em_core::loss::flow::host_normal;
-use em_core::train::clip::clip_global_norm;
-use em_core::train::{Ema, StepReport, TrainConfig, step_seed};
+use em_core::train::cfm::{self, VelocityField};
+use em_core::train::{StepReport, TrainConfig};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
@@ -127,11 +125,17 @@ impl VectorField {
     }
 }
 
+impl VelocityField for VectorField {
+    fn velocity(&self, x: Tensor<2>, t: Tensor<1>) -> Tensor<2> {
+        self.forward(x, t)
+    }
+}
+
 /// Trains a [`VectorField`] by OT-CFM on `images`, using from `train` exactly what EM uses:
 /// `total_steps`, `batch_size`, `lr` with its warm-up, `grad_clip`, `ema_decay`, `ot`, `seed`
 /// (the flow/CD phase fields do not apply). Loss: `mean |v(x_t, t) - (x1 - x0)|^2` with
-/// `x_t = (1 - t) x0 + t x1` and `(x0, x1)` coupled by exact minibatch OT (`em_core::ot`).
-/// Returns the EMA weights on the plain device.
+/// `x_t = (1 - t) x0 + t x1` and `(x0, x1)` coupled by exact minibatch OT (`em_core::ot`);
+/// the loop is em-core's [`cfm::train_cfm`]. Returns the EMA weights on the plain device.
 pub fn train_cfm(
     images: &Images,
     net: &VectorFieldConfig,
@@ -149,45 +153,9 @@ pub fn train_cfm(
             ),
         ));
     }
-    let settings = train.clone().check()?;
     let data = data_matrix(images)?;
     let ad = device.clone().autodiff();
-    let mut model = net.init(&ad);
-    let mut ema = Ema::new(&model, train.ema_decay);
-    let mut optim = AdamConfig::new().init();
-    for step in 0..train.total_steps {
-        let mut rng = StdRng::seed_from_u64(step_seed(train.seed, step));
-        let x1 = data.sample_batch(train.batch_size, &mut rng, &ad);
-        let batch = FlowBatch::draw(x1, train.ot, &mut rng)?;
-        let b = batch.t.len();
-        let t = Tensor::<1>::from_data(TensorData::new(batch.t.clone(), [b]), &ad);
-        let target = batch.x1.clone() - batch.x0.clone();
-        let loss = (model.forward(batch.x_t(), t) - target)
-            .powi_scalar(2)
-            .sum_dim(1)
-            .mean();
-        let value = loss.clone().into_scalar::<f64>();
-        if !value.is_finite() {
-            return Err(Error::NonFinite {
-                what: "OT-CFM loss".into(),
-                step: step as usize,
-            });
-        }
-        let mut grads = GradientsParams::from_grads(loss.backward(), &model);
-        let grad_norm = clip_global_norm(&model, &mut grads, train.grad_clip);
-        let lr = settings.lr_at(step);
-        model = optim.step(lr, model, grads);
-        ema.update(&model);
-        on_step(&StepReport {
-            step: step + 1,
-            phase: "cfm",
-            flow: value,
-            cd: None,
-            lr,
-            grad_norm,
-        });
-    }
-    Ok(ema.module().valid())
+    Ok(cfm::train_cfm(net.init(&ad), &data, train, on_step)?)
 }
 
 /// ODE integrator for sampling the vector field from t = 0 (noise) to t = 1 (data).

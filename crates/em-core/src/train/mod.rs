@@ -2,6 +2,7 @@
 //! LR warm-up, global-norm clipping, EMA, JSON-lines loss log, progress bar, checkpoints and
 //! exact resume (the RNG of step `s` is derived from `(seed, s)`).
 
+pub mod cfm;
 pub mod clip;
 pub mod config;
 pub mod ema;

@@ -11,15 +11,13 @@
 use burn::module::{Module, Param};
 use burn::nn::PaddingConfig1d;
 use burn::nn::conv::{Conv1d, Conv1dConfig};
-use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
 use burn::tensor::activation::silu;
 use em_core::data::DataMatrix;
 use em_core::energy::EnergyTerm;
-use em_core::loss::FlowBatch;
 use em_core::loss::flow::host_normal;
-use em_core::train::clip::clip_global_norm;
-use em_core::train::{Ema, TrainConfig, step_seed};
+use em_core::train::cfm::{VelocityField, train_cfm};
+use em_core::train::{TrainConfig, step_seed};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
@@ -141,10 +139,17 @@ impl SeqVectorField {
     }
 }
 
+impl VelocityField for SeqVectorField {
+    fn velocity(&self, x: Tensor<2>, t: Tensor<1>) -> Tensor<2> {
+        self.forward(x, t)
+    }
+}
+
 /// Trains a [`SeqVectorField`] by OT-CFM on `train_seqs` (equal length, embedded as
 /// `2·onehot - 1`), using from `train` what applies to a flow: `total_steps`, `batch_size`,
 /// `lr` and its warm-up, `grad_clip`, `ema_decay`, `ot`, `seed` (the CD fields do not).
-/// Loss `mean_b |v(x_t, t) - (x1 - x0)|^2` with exact minibatch OT pairs. Returns the EMA
+/// Loss `mean_b |v(x_t, t) - (x1 - x0)|^2` with exact minibatch OT pairs (em-core's
+/// [`train_cfm`] loop). Returns the EMA
 /// weights on the plain `device`; same seed, same weights.
 pub fn train_ot_cfm(
     train_seqs: &[Sequence],
@@ -162,39 +167,15 @@ pub fn train_ot_cfm(
             ),
         });
     }
-    let settings = train
+    // Checked here so a bad field is named under `ot_cfm.train`.
+    train
         .clone()
         .check()
         .map_err(|e| DesignError::prefixed("ot_cfm.train", e))?;
     let data = DataMatrix::new(embed(train_seqs, length), length * ALPHABET_SIZE)?;
     let ad = device.clone().autodiff();
     ad.seed(train.seed);
-    let mut model = net.init(&ad);
-    let mut ema = Ema::new(&model, train.ema_decay);
-    let mut optim = AdamConfig::new().init();
-    for step in 0..train.total_steps {
-        let mut rng = StdRng::seed_from_u64(step_seed(train.seed, step));
-        let x1 = data.sample_batch(train.batch_size, &mut rng, &ad);
-        let batch = FlowBatch::draw(x1, train.ot, &mut rng)?;
-        let b = batch.t.len();
-        let t = Tensor::<1>::from_data(TensorData::new(batch.t.clone(), [b]), &ad);
-        let target = batch.x1.clone() - batch.x0.clone();
-        let loss = (model.forward(batch.x_t(), t) - target)
-            .powi_scalar(2)
-            .sum_dim(1)
-            .mean();
-        let value = loss.clone().into_scalar::<f64>();
-        if !value.is_finite() {
-            return Err(DesignError::Data {
-                what: format!("OT-CFM loss is {value} at step {step}"),
-            });
-        }
-        let mut grads = GradientsParams::from_grads(loss.backward(), &model);
-        clip_global_norm(&model, &mut grads, train.grad_clip);
-        model = optim.step(settings.lr_at(step), model, grads);
-        ema.update(&model);
-    }
-    Ok(ema.module().valid())
+    Ok(train_cfm(net.init(&ad), &data, train, &mut |_| {})?)
 }
 
 /// Guided Euler sampling of `field` from `N(0, I)` noise over `t in [0, 1]` in

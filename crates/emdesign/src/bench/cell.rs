@@ -245,7 +245,11 @@ mod tests {
     fn only_em_cell_keys_follow_the_energy_stage() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("b.toml");
-        std::fs::write(&path, "[bench]\nbudget = 64\n[ehrlich]\nlength = 16\nn_start = 8\n").unwrap();
+        std::fs::write(
+            &path,
+            "[bench]\nbudget = 64\n[ehrlich]\nlength = 16\nn_start = 8\n",
+        )
+        .unwrap();
         let plan = load(&path, &Overrides::default()).unwrap();
         let progress = Progress::new(true);
         let without = prepare(&plan, BenchTask::Ehrlich, false, None, &progress).unwrap();
