@@ -99,11 +99,34 @@ fn non_negative(field: &str, v: f64) -> Result<()> {
     }
 }
 
+/// EMA decay for a run of `steps` steps when none is set: `min(0.999, 1 - 10 / steps)`, so
+/// the random initial weights keep at most `e^-10` of the average at the end (0.999 over
+/// 1,500 steps would keep 22%).
+pub fn ema_decay_for_steps(steps: u64) -> f64 {
+    (1.0 - 10.0 / steps.max(1) as f64).clamp(0.0, 0.999)
+}
+
 impl TrainConfig {
     /// Share of the final EMA weights still held by the initial (random) weights,
     /// `ema_decay^total_steps`: above ~0.1 the averaged model is mostly its initialisation.
     pub fn ema_init_share(&self) -> f64 {
         self.ema_decay.powf(self.total_steps as f64).clamp(0.0, 1.0)
+    }
+
+    /// A warning for the user when more than 10% of the final EMA is still the random
+    /// initialisation ([`TrainConfig::ema_init_share`]); `field` names the setting to change.
+    pub fn ema_warning(&self, field: &str) -> Option<String> {
+        let share = self.ema_init_share();
+        (share > 0.1).then(|| {
+            format!(
+                "warning: {field} {} over {} steps leaves {:.0}% of the EMA weights at their \
+                 random initialisation; lower it (e.g. {:.4})",
+                self.ema_decay,
+                self.total_steps,
+                100.0 * share,
+                ema_decay_for_steps(self.total_steps)
+            )
+        })
     }
 
     /// Checks every field and returns the settings the trainer runs on.
@@ -235,6 +258,33 @@ mod tests {
             ..c
         };
         assert_eq!(c.ema_init_share(), 0.0);
+        assert!(c.ema_warning("train.ema_decay").is_none());
+        let warned = TrainConfig {
+            ema_decay: 0.999,
+            ..c
+        }
+        .ema_warning("train.ema_decay")
+        .unwrap();
+        assert!(
+            warned.contains("train.ema_decay 0.999 over 1500 steps leaves 22%"),
+            "{warned}"
+        );
+    }
+
+    #[test]
+    fn default_ema_decay_leaves_at_most_e_minus_10_of_the_init() {
+        assert_eq!(ema_decay_for_steps(1500), 1.0 - 10.0 / 1500.0);
+        assert_eq!(ema_decay_for_steps(100_000), 0.999);
+        assert_eq!(ema_decay_for_steps(5), 0.0);
+        for steps in [20, 600, 1500, 9999] {
+            let c = TrainConfig {
+                ema_decay: ema_decay_for_steps(steps),
+                total_steps: steps,
+                ..Default::default()
+            };
+            assert!(c.ema_init_share() <= (-10.0f64).exp() + 1e-12, "{steps}");
+            assert!(c.ema_warning("x").is_none());
+        }
     }
 
     #[test]

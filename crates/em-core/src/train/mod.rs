@@ -19,7 +19,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde::Serialize;
 
-pub use config::{TrainConfig, TrainSettings};
+pub use config::{TrainConfig, TrainSettings, ema_decay_for_steps};
 pub use ema::Ema;
 
 use crate::checkpoint::{self, CheckpointMeta};

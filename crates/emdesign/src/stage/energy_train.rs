@@ -32,7 +32,8 @@ pub(super) struct EnergyRun<M> {
 
 /// Train `model` on `data` up to `total` steps inside the stage directory: resume from its
 /// checkpoints, keep the loss log to the steps really done, checkpoint every `every` steps and
-/// at the end, keeping the newest [`KEEP_CHECKPOINTS`].
+/// at the end, keeping the newest [`KEEP_CHECKPOINTS`]. Warns (naming `ema_field`) when the
+/// EMA would keep much of the random initialisation.
 pub(super) fn train_resumable<M: Module + Potential>(
     ctx: &StageCtx,
     model: M,
@@ -40,7 +41,11 @@ pub(super) fn train_resumable<M: Module + Potential>(
     data: &DataMatrix,
     total: u64,
     every: u64,
+    ema_field: &str,
 ) -> Result<EnergyRun<M>> {
+    if let Some(w) = settings.config().ema_warning(ema_field) {
+        eprintln!("{w}");
+    }
     let ckpt_dir = ctx.out.join(CHECKPOINTS);
     std::fs::create_dir_all(&ckpt_dir)
         .with_context(|| format!("cannot create {}", ckpt_dir.display()))?;

@@ -87,6 +87,15 @@ pub fn train_config(cfg: &Image, seed: u64) -> TrainConfig {
     }
 }
 
+/// [`train_config`], printing a warning when its EMA would keep much of the random init.
+fn warned_train_config(cfg: &Image, seed: u64) -> TrainConfig {
+    let train = train_config(cfg, seed);
+    if let Some(w) = train.ema_warning("train.ema_decay") {
+        eprintln!("{w}");
+    }
+    train
+}
+
 /// The trained EM potential (EMA weights, plain device) from a finished `train_em` directory.
 pub fn load_em(dir: &Path, cfg: &Image) -> Result<ConvPotential2d> {
     let ckpts = dir.join(CHECKPOINTS);
@@ -229,7 +238,7 @@ impl Stage for TrainEmStage {
         train_em(
             &images,
             &em_net(&self.cfg),
-            &train_config(&self.cfg, self.seed),
+            &warned_train_config(&self.cfg, self.seed),
             &dev,
             Some(&ckpts),
             &mut |r| {
@@ -293,7 +302,7 @@ impl Stage for TrainCfmStage {
         let model = train_cfm(
             &images,
             &net,
-            &train_config(&self.cfg, self.seed),
+            &warned_train_config(&self.cfg, self.seed),
             &dev,
             &mut |r| log.step(r),
         )?;

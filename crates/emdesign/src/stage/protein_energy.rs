@@ -63,22 +63,20 @@ impl Stage for ProteinEnergyStage {
             .clone()
             .check()
             .context("invalid `[energy.train]`")?;
-        let share = cfg.train.ema_init_share();
-        if share > 0.1 {
-            eprintln!(
-                "warning: energy.train.ema_decay {} over {} steps leaves {:.0}% of the EMA \
-                 weights at their random initialisation; lower it (e.g. 1 - 10/steps)",
-                cfg.train.ema_decay,
-                cfg.train.total_steps,
-                100.0 * share
-            );
-        }
         let data = DataMatrix::new(embed(train.sequences(), length), length * ALPHABET_SIZE)?;
         let device = Device::flex().autodiff();
         device.seed(cfg.train.seed);
         let total = cfg.train.total_steps;
         let every = cfg.train.checkpoint_every.max(1);
-        let run = train_resumable(ctx, net.init(&device), settings, &data, total, every)?;
+        let run = train_resumable(
+            ctx,
+            net.init(&device),
+            settings,
+            &data,
+            total,
+            every,
+            "energy.train.ema_decay",
+        )?;
         save_potential(&potential_path(ctx.out), run.trainer.ema(), &cfg.model)?;
         // The potential is all later stages need; checkpoints only served resuming.
         if checkpoint::latest(&run.ckpt_dir)?.is_some() {

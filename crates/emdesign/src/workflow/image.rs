@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
+use em_core::train::ema_decay_for_steps;
 use serde::Serialize;
 use toml::Spanned;
 
@@ -69,7 +70,7 @@ pub struct ImageTrain {
     pub lr: f64,
     /// Learning-rate warm-up steps.
     pub lr_warmup_steps: usize,
-    /// EMA decay.
+    /// EMA decay (default `min(0.999, 1 - 10 / steps)`).
     pub ema_decay: f64,
     /// Gradient-norm clip.
     pub grad_clip: f64,
@@ -213,7 +214,7 @@ pub(super) fn build(src: &Source, run_dir: Option<&Path>) -> Result<Plan> {
         ema_decay: c.float(
             "train.ema_decay",
             &t.ema_decay,
-            0.999,
+            ema_decay_for_steps(steps as u64),
             0.0,
             0.999_999,
             false,
@@ -348,6 +349,12 @@ mod tests {
         };
         assert_eq!((i.train.steps, i.sample.nfe, i.metrics.n), (2000, 100, 300));
         assert!((i.sample_em.dt - 0.01).abs() < 1e-12);
+        // The EMA default follows the 2000 steps: 1 - 10/2000, not 0.999 (13% of the init).
+        assert!(
+            (i.train.ema_decay - 0.995).abs() < 1e-12,
+            "{}",
+            i.train.ema_decay
+        );
         let text = plan.resolved_toml().unwrap();
         let again = build(&src(&text), None).unwrap();
         assert_eq!(again.resolved_toml().unwrap(), text);

@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use anyhow::Result;
+use em_core::train::ema_decay_for_steps;
 use em_protein::benchmark::Difficulty;
 use em_protein::datasets::Task;
 use em_protein::energy_model::EnergyNetConfig;
@@ -33,12 +34,6 @@ const PROTEIN_TRAIN: Train = Train {
     ema_decay: 0.999,
     checkpoint_every: 250,
 };
-
-/// EMA decay when none is set: `min(0.999, 1 - 10 / steps)`, so the random initial weights
-/// keep at most `e^-10` of the average at the end (0.999 over 1,500 steps would keep 22%).
-fn default_ema_decay(steps: usize) -> f64 {
-    (1.0 - 10.0 / steps as f64).clamp(0.0, PROTEIN_TRAIN.ema_decay)
-}
 
 fn choice(
     src: &Source,
@@ -201,7 +196,7 @@ pub(crate) fn build(src: &Source, run_dir: Option<&Path>) -> Result<Plan> {
         train: {
             let mut train = check_train(&c, &e.train, &PROTEIN_TRAIN, |steps| steps * 2 / 3)?;
             if e.train.ema_decay.is_none() {
-                train.ema_decay = default_ema_decay(train.steps);
+                train.ema_decay = ema_decay_for_steps(train.steps as u64);
             }
             train
         },
