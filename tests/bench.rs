@@ -87,7 +87,11 @@ fn gradient_methods_are_na_on_ehrlich_and_bad_names_fail() {
     let md = dir.read("run/bench.md");
     assert_contains(
         &md,
-        &["| ehrlich | gwg | 0 | n/a |", "n/a (not differentiable)"],
+        &[
+            "| ehrlich | gwg | 0 | n/a |",
+            "n/a (not differentiable)",
+            "GWG: temperature 0.1, 64 chains",
+        ],
     );
 
     let err = TestCommand::new(&dir)

@@ -69,14 +69,26 @@ pub fn run(args: &BenchArgs, data_dir: Option<&Path>) -> Result<()> {
                     plan.budget,
                     plan.top_k,
                 )?;
+                let d = &p.design;
                 notes.push(format!(
-                    "{}: EM/OT-CFM run {} chains x {} steps (+1 final score each)",
+                    "{}: EM/OT-CFM run {} chains x {} steps (+1 final score each), zeta {}, \
+                     t_end {}, sigma_W {} (quadratic), {} (kernel)",
                     task.name(),
                     cfg.n_samples,
-                    cfg.steps()
+                    cfg.steps(),
+                    d.zeta,
+                    d.t_end,
+                    d.sigma_w,
+                    d.kernel_sigma_w()
                 ));
             }
         }
+    }
+    if plan.methods.contains(&Method::Gwg) {
+        notes.push(format!(
+            "GWG: temperature {}, {} chains",
+            plan.gwg.temperature, plan.gwg.chains
+        ));
     }
     let budget_note = if notes.is_empty() {
         "baselines count calls with em-protein's Budget".to_string()
