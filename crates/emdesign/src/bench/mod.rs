@@ -53,51 +53,8 @@ pub fn run(args: &BenchArgs, data_dir: Option<&Path>) -> Result<()> {
             run_dir: args.run_dir.clone(),
         },
     )?;
-    // Check every protein task's settings before any work starts.
-    let mut notes = Vec::new();
-    let samplers = plan
-        .methods
-        .iter()
-        .any(|m| m.is_em() || *m == Method::OtCfm);
-    for &task in &plan.tasks {
-        if let BenchTask::Protein(..) = task {
-            let p = tasks::protein_plan(&plan, task, &plan.run_dir)?;
-            if samplers {
-                let cfg = tasks::sampler_config(
-                    &p.design,
-                    em_protein::design::Interaction::None,
-                    plan.budget,
-                    plan.top_k,
-                )?;
-                let d = &p.design;
-                notes.push(format!(
-                    "{}: EM/OT-CFM run {} chains x {} steps (+1 final score each), zeta {}, \
-                     t_end {}, sigma_W {} (quadratic), {} (kernel)",
-                    task.name(),
-                    cfg.n_samples,
-                    cfg.steps(),
-                    d.zeta,
-                    d.t_end,
-                    d.sigma_w,
-                    d.kernel_sigma_w()
-                ));
-            }
-        }
-    }
-    if plan.methods.contains(&Method::Gwg) {
-        notes.push(format!(
-            "GWG: temperature {}, {} chains",
-            plan.gwg.temperature, plan.gwg.chains
-        ));
-    }
-    let budget_note = if notes.is_empty() {
-        "baselines count calls with em-protein's Budget".to_string()
-    } else {
-        format!(
-            "baselines count calls with em-protein's Budget; {}",
-            notes.join("; ")
-        )
-    };
+    // Checks every protein task's settings before any work starts.
+    let budget_note = budget_note(&plan)?;
     std::fs::create_dir_all(&plan.run_dir)
         .with_context(|| format!("cannot create {}", plan.run_dir.display()))?;
     let progress = Progress::new(args.quiet);
@@ -153,4 +110,85 @@ pub fn run(args: &BenchArgs, data_dir: Option<&Path>) -> Result<()> {
         plan.run_dir.display()
     ));
     Ok(())
+}
+
+/// How each method spends the budget and the settings it ran with (the note under the
+/// table); building it checks every protein task's `[protein]` tables.
+fn budget_note(plan: &config::BenchPlan) -> Result<String> {
+    let mut notes = Vec::new();
+    let samplers = plan
+        .methods
+        .iter()
+        .any(|m| m.is_em() || *m == Method::OtCfm);
+    for &task in &plan.tasks {
+        if let BenchTask::Protein(..) = task {
+            let p = tasks::protein_plan(plan, task, &plan.run_dir)?;
+            if samplers {
+                let cfg = tasks::sampler_config(
+                    &p.design,
+                    em_protein::design::Interaction::None,
+                    plan.budget,
+                    plan.top_k,
+                )?;
+                let d = &p.design;
+                notes.push(format!(
+                    "{}: EM/OT-CFM run {} chains x {} steps (+1 final score each), zeta {}, \
+                     t_end {}, sigma_W {} (quadratic), {} (kernel)",
+                    task.name(),
+                    cfg.n_samples,
+                    cfg.steps(),
+                    d.zeta,
+                    d.t_end,
+                    d.sigma_w,
+                    d.kernel_sigma_w()
+                ));
+            }
+        }
+    }
+    if plan.methods.contains(&Method::Gwg) {
+        notes.push(format!(
+            "GWG: temperature {}, {} chains",
+            plan.gwg.temperature, plan.gwg.chains
+        ));
+    }
+    Ok(if notes.is_empty() {
+        "baselines count calls with em-protein's Budget".to_string()
+    } else {
+        format!(
+            "baselines count calls with em-protein's Budget; {}",
+            notes.join("; ")
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budget_note_states_chains_and_each_tasks_settings() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../workflows/bench.toml");
+        let narrow = |methods: &str| Overrides {
+            methods: Some(methods.split(',').map(String::from).collect()),
+            tasks: Some(vec!["gfp-hard".into(), "aav-medium".into()]),
+            ..Default::default()
+        };
+        let plan = config::load(&path, &narrow("em-kernel,gwg")).unwrap();
+        let note = budget_note(&plan).unwrap();
+        // 16384 calls / (130 + 1) = 125 chains; aav-medium runs t_end 1.7: 170 steps, 95 chains.
+        for part in [
+            "gfp-hard: EM/OT-CFM run 125 chains x 130 steps (+1 final score each), zeta 0.01, \
+             t_end 1.3, sigma_W 2.03 (quadratic), 0.02 (kernel)",
+            "aav-medium: EM/OT-CFM run 95 chains x 170 steps",
+            "sigma_W 4.3 (quadratic), 0.1 (kernel)",
+            "GWG: temperature 0.03, 64 chains",
+        ] {
+            assert!(note.contains(part), "{part:?} not in {note}");
+        }
+        let plan = config::load(&path, &narrow("random")).unwrap();
+        assert_eq!(
+            budget_note(&plan).unwrap(),
+            "baselines count calls with em-protein's Budget"
+        );
+    }
 }
