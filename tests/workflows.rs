@@ -238,3 +238,30 @@ fn clean_removes_the_run_dir_and_nothing_else() {
     assert_contains(&err, &["no resolved.toml", "not removing"]);
     assert!(dir.join("run/precious.txt").is_file());
 }
+
+#[test]
+fn an_ema_that_keeps_the_init_is_warned_about_and_a_short_one_is_not() {
+    // The tiny fixture's 40 steps at the toy default 0.99 keep 0.99^40 = 67% of the init.
+    let dir = Dir::new();
+    dir.fixture("toy2d-tiny.toml");
+    let o = TestCommand::new(&dir)
+        .args(["run", "toy2d-tiny.toml", "--quiet"])
+        .output();
+    assert!(o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_contains(
+        &err,
+        &["warning: energy.train.ema_decay 0.99 over 40 steps leaves 67%"],
+    );
+    let quiet = Dir::new();
+    let text = dir.read("toy2d-tiny.toml").replace(
+        "checkpoint_every = 10",
+        "checkpoint_every = 10\nema_decay = 0.75",
+    );
+    quiet.create("toy2d-tiny.toml", &text);
+    let o = TestCommand::new(&quiet)
+        .args(["run", "toy2d-tiny.toml", "--quiet"])
+        .output();
+    assert!(o.status.success());
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("warning"));
+}

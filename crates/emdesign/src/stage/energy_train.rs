@@ -32,8 +32,8 @@ pub(super) struct EnergyRun<M> {
 
 /// Train `model` on `data` up to `total` steps inside the stage directory: resume from its
 /// checkpoints, keep the loss log to the steps really done, checkpoint every `every` steps and
-/// at the end, keeping the newest [`KEEP_CHECKPOINTS`]. Warns (naming `ema_field`) when the
-/// EMA would keep much of the random initialisation.
+/// at the end, keeping the newest [`KEEP_CHECKPOINTS`]. Warns when the EMA
+/// (`[energy.train] ema_decay`) would keep much of the random initialisation.
 pub(super) fn train_resumable<M: Module + Potential>(
     ctx: &StageCtx,
     model: M,
@@ -41,9 +41,8 @@ pub(super) fn train_resumable<M: Module + Potential>(
     data: &DataMatrix,
     total: u64,
     every: u64,
-    ema_field: &str,
 ) -> Result<EnergyRun<M>> {
-    if let Some(w) = settings.config().ema_warning(ema_field) {
+    if let Some(w) = settings.config().ema_warning("energy.train.ema_decay") {
         eprintln!("{w}");
     }
     let ckpt_dir = ctx.out.join(CHECKPOINTS);

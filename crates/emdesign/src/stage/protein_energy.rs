@@ -68,15 +68,7 @@ impl Stage for ProteinEnergyStage {
         device.seed(cfg.train.seed);
         let total = cfg.train.total_steps;
         let every = cfg.train.checkpoint_every.max(1);
-        let run = train_resumable(
-            ctx,
-            net.init(&device),
-            settings,
-            &data,
-            total,
-            every,
-            "energy.train.ema_decay",
-        )?;
+        let run = train_resumable(ctx, net.init(&device), settings, &data, total, every)?;
         save_potential(&potential_path(ctx.out), run.trainer.ema(), &cfg.model)?;
         // The potential is all later stages need; checkpoints only served resuming.
         if checkpoint::latest(&run.ckpt_dir)?.is_some() {

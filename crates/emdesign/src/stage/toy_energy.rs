@@ -85,15 +85,7 @@ impl Stage for ToyEnergyStage {
         device.seed(step_seed(self.seed, SEED_INIT));
         let total = self.cfg.train.steps as u64;
         let every = self.cfg.train.checkpoint_every as u64;
-        let run = train_resumable(
-            ctx,
-            mc.init(&device),
-            settings,
-            &data,
-            total,
-            every,
-            "energy.train.ema_decay",
-        )?;
+        let run = train_resumable(ctx, mc.init(&device), settings, &data, total, every)?;
         if run.last.is_none() && checkpoint::latest(&run.ckpt_dir)?.is_none() {
             run.trainer.save_checkpoint()?;
         }
