@@ -103,6 +103,12 @@ mod tests {
         }
     }
 
+    /// The drift as f32 (the shared flex device may hold f64 after the gradcheck tests).
+    fn weights(m: &Drift) -> Vec<f32> {
+        let data = m.b.val().into_data().convert::<f32>();
+        data.try_to_vec::<f32>().unwrap()
+    }
+
     fn drift(device: &Device) -> Drift {
         Drift {
             b: Param::from_tensor(Tensor::zeros([2], device)),
@@ -145,7 +151,7 @@ mod tests {
         let device = Device::flex().autodiff();
         let mut losses = Vec::new();
         let fit = train_cfm(drift(&device), &data, &train, &mut |r| losses.push(r.flow)).unwrap();
-        let b = fit.b.val().into_data().try_to_vec::<f32>().unwrap();
+        let b = weights(&fit);
         assert!(
             (b[0] - 3.0).abs() < 0.2 && (b[1] + 2.0).abs() < 0.2,
             "{b:?}"
@@ -153,10 +159,6 @@ mod tests {
         assert_eq!(losses.len(), 300);
         assert!(losses[299] < losses[0], "{} -> {}", losses[0], losses[299]);
         let again = train_cfm(drift(&device), &data, &train, &mut |_| {}).unwrap();
-        assert_eq!(
-            again.b.val().into_data().try_to_vec::<f32>().unwrap(),
-            b,
-            "same seed, same weights"
-        );
+        assert_eq!(weights(&again), b, "same seed, same weights");
     }
 }
