@@ -21,6 +21,7 @@ use super::config::{BenchPlan, Method};
 use super::tasks::{TaskEnv, TaskKind, sampler_config};
 use crate::progress::Progress;
 use crate::stage::cache::{self, Key};
+use crate::workflow::protein::Design;
 
 /// A finished cell; metrics are `None` for an n/a cell.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -85,13 +86,34 @@ pub fn cell_key(
         (
             TaskKind::Protein(p),
             Method::OtCfm | Method::Em | Method::EmQuadratic | Method::EmKernel,
-        ) => Some(serde_json::to_value(&p.design)?),
+        ) => Some(sampler_settings(&p.design, method)?),
         _ => None,
     };
     if let Some(s) = settings {
         config["settings"] = s;
     }
     cache::fingerprint("bench.cell", &config, &[], &upstream)
+}
+
+/// The `[design]` fields a sampler cell of `method` reads: the interaction width only for
+/// the method that uses it, and none of the fields the bench replaces (chains, seeds, top-k,
+/// the interaction choice, the ablation switch). So a changed kernel width reruns only the
+/// `em-kernel` cells.
+pub fn sampler_settings(design: &Design, method: Method) -> Result<serde_json::Value> {
+    let mut v = serde_json::to_value(design)?;
+    let fields = v.as_object_mut().context("[design] is not a table")?;
+    for unused in ["n_samples", "seeds", "top_k", "interaction", "ablation"] {
+        fields.remove(unused);
+    }
+    if method != Method::EmQuadratic {
+        fields.remove("sigma_w");
+    }
+    if method != Method::EmKernel {
+        fields.remove("kernel_sigma_w");
+    } else {
+        fields.insert("kernel_sigma_w".into(), design.kernel_sigma_w().into());
+    }
+    Ok(v)
 }
 
 /// The finished cell at `path` if its key is `key`.
@@ -240,6 +262,46 @@ mod tests {
     use super::*;
     use crate::bench::config::{BenchTask, Overrides, load};
     use crate::bench::tasks::prepare;
+
+    #[test]
+    fn sampler_settings_hold_only_what_each_method_reads() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../workflows/bench.toml");
+        let plan = load(&path, &Overrides::default()).unwrap();
+        let task = *plan.tasks.iter().find(|t| t.name() == "gfp-hard").unwrap();
+        let design = crate::bench::tasks::protein_plan(&plan, task, path.parent().unwrap())
+            .unwrap()
+            .design;
+        let mut wider = design.clone();
+        wider.kernel_sigma_w = Some(0.5);
+        let mut sharper = design.clone();
+        sharper.sigma_w = 1.0;
+        let mut hotter = design.clone();
+        hotter.zeta = 0.02;
+        let s = |d: &Design, m| sampler_settings(d, m).unwrap();
+        for m in [
+            Method::OtCfm,
+            Method::Em,
+            Method::EmQuadratic,
+            Method::EmKernel,
+        ] {
+            assert_eq!(
+                s(&wider, m) == s(&design, m),
+                m != Method::EmKernel,
+                "{}",
+                m.name()
+            );
+            assert_eq!(
+                s(&sharper, m) == s(&design, m),
+                m != Method::EmQuadratic,
+                "{}",
+                m.name()
+            );
+            assert_ne!(s(&hotter, m), s(&design, m), "{}", m.name());
+        }
+        assert_eq!(s(&design, Method::EmKernel)["kernel_sigma_w"], 0.02);
+        assert!(s(&design, Method::Em).get("n_samples").is_none());
+    }
 
     #[test]
     fn only_em_cell_keys_follow_the_energy_stage() {
