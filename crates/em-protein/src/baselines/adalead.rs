@@ -8,7 +8,7 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{RngExt, SeedableRng};
 
-use super::{Archive, BaselineError, Budget, Design, DesignMethod, Predictor, check_start};
+use super::{Archive, BaselineError, Budget, Design, DesignMethod, Predictor};
 
 const NAME: &str = "adalead";
 
@@ -54,43 +54,6 @@ impl Default for AdaLead {
     }
 }
 
-impl AdaLead {
-    fn check(&self) -> Result<(), BaselineError> {
-        let bad = |field, value: String, why| {
-            Err(BaselineError::InvalidConfig {
-                method: NAME,
-                field,
-                value,
-                why,
-            })
-        };
-        if !(0.0..=1.0).contains(&self.kappa) {
-            return bad("kappa", self.kappa.to_string(), "must lie in [0, 1]");
-        }
-        if self.mutation_rate.is_nan() || self.mutation_rate <= 0.0 {
-            return bad(
-                "mutation_rate",
-                self.mutation_rate.to_string(),
-                "must be > 0",
-            );
-        }
-        if !(0.0..=1.0).contains(&self.recombination_rate) {
-            let v = self.recombination_rate.to_string();
-            return bad("recombination_rate", v, "must lie in [0, 1]");
-        }
-        for (field, value) in [
-            ("population", self.population),
-            ("eval_batch", self.eval_batch),
-            ("max_rollout", self.max_rollout),
-        ] {
-            if value == 0 {
-                return bad(field, value.to_string(), "must be at least 1");
-            }
-        }
-        Ok(())
-    }
-}
-
 /// Crossover of shuffled pairs: walk the sites, switching which parent feeds which child
 /// with probability `rate` per site. An odd last parent passes through unchanged.
 ///
@@ -132,22 +95,56 @@ fn mutate(seq: &[u8], rate: f64, alphabet: usize, rng: &mut StdRng) -> Vec<u8> {
 }
 
 impl DesignMethod for AdaLead {
-    fn name(&self) -> &str {
+    fn name(&self) -> &'static str {
         NAME
+    }
+
+    fn check_config(&self) -> Result<(), BaselineError> {
+        let bad = |field, value: String, why| {
+            Err(BaselineError::InvalidConfig {
+                method: NAME,
+                field,
+                value,
+                why,
+            })
+        };
+        if !(0.0..=1.0).contains(&self.kappa) {
+            return bad("kappa", self.kappa.to_string(), "must lie in [0, 1]");
+        }
+        if self.mutation_rate.is_nan() || self.mutation_rate <= 0.0 {
+            return bad(
+                "mutation_rate",
+                self.mutation_rate.to_string(),
+                "must be > 0",
+            );
+        }
+        if !(0.0..=1.0).contains(&self.recombination_rate) {
+            let v = self.recombination_rate.to_string();
+            return bad("recombination_rate", v, "must lie in [0, 1]");
+        }
+        for (field, value) in [
+            ("population", self.population),
+            ("eval_batch", self.eval_batch),
+            ("max_rollout", self.max_rollout),
+        ] {
+            if value == 0 {
+                return bad(field, value.to_string(), "must be at least 1");
+            }
+        }
+        Ok(())
     }
 
     /// Scores the distinct start sequences first (error if the budget cannot cover them),
     /// then runs generations until the budget is spent or no unseen child can be found.
-    fn run(
+    fn search(
         &self,
         start: &[Vec<u8>],
         predictor: &dyn Predictor,
         budget: usize,
         seed: u64,
+        length: usize,
     ) -> Result<Design, BaselineError> {
         let alphabet = predictor.alphabet();
-        let length = check_start(NAME, start, alphabet)?;
-        self.check()?;
         let mut rng = StdRng::seed_from_u64(seed);
         let mut budget = Budget::new(predictor, budget);
         let mut archive = Archive::excluding(start);

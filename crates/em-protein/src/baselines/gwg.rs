@@ -6,7 +6,7 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{RngExt, SeedableRng};
 
-use super::{Archive, BaselineError, Budget, Design, DesignMethod, Predictor, check_start};
+use super::{Archive, BaselineError, Budget, Design, DesignMethod, Predictor};
 use crate::cnn::{Cnn, SCORE_CHUNK, one_hot_tensor, tensor_to_vec};
 use crate::oracle::GgsCnnOracle;
 
@@ -176,22 +176,11 @@ impl Chains {
 }
 
 impl DesignMethod for GibbsWithGradients {
-    fn name(&self) -> &str {
+    fn name(&self) -> &'static str {
         NAME
     }
 
-    /// Scores the chains' starts with gradients (`chains` calls; error if the budget is
-    /// smaller), then steps all chains together, one call per proposal, until the budget
-    /// is spent (the last step moves only as many chains as calls remain).
-    fn run(
-        &self,
-        start: &[Vec<u8>],
-        predictor: &dyn Predictor,
-        budget: usize,
-        seed: u64,
-    ) -> Result<Design, BaselineError> {
-        let alphabet = predictor.alphabet();
-        let length = check_start(NAME, start, alphabet)?;
+    fn check_config(&self) -> Result<(), BaselineError> {
         if self.temperature.is_nan() || self.temperature <= 0.0 || self.chains == 0 {
             return Err(BaselineError::InvalidConfig {
                 method: NAME,
@@ -204,6 +193,21 @@ impl DesignMethod for GibbsWithGradients {
                 why: "temperature must be > 0 and chains >= 1",
             });
         }
+        Ok(())
+    }
+
+    /// Scores the chains' starts with gradients (`chains` calls; error if the budget is
+    /// smaller), then steps all chains together, one call per proposal, until the budget
+    /// is spent (the last step moves only as many chains as calls remain).
+    fn search(
+        &self,
+        start: &[Vec<u8>],
+        predictor: &dyn Predictor,
+        budget: usize,
+        seed: u64,
+        length: usize,
+    ) -> Result<Design, BaselineError> {
+        let alphabet = predictor.alphabet();
         if alphabet < 2 || length == 0 {
             return Ok(Archive::excluding(start).finish(0));
         }

@@ -55,9 +55,29 @@ impl Predictor for Ehrlich {
 }
 
 /// A designer run under one protocol: start population, predictor, budget, seed.
+///
+/// A method supplies its name, its settings check and its [`search`](Self::search);
+/// the provided [`run`](Self::run) checks the start population and the settings first, so
+/// every method rejects bad input the same way.
 pub trait DesignMethod {
-    /// Short name for tables (`random`, `adalead`, `gwg`).
-    fn name(&self) -> &str;
+    /// Short name for tables and errors (`random`, `adalead`, `gwg`).
+    fn name(&self) -> &'static str;
+
+    /// Check the method's own settings, naming the bad field. Default: nothing to check.
+    fn check_config(&self) -> Result<(), BaselineError> {
+        Ok(())
+    }
+
+    /// The search itself, called by [`run`](Self::run) once `start` (non-empty, all of
+    /// length `length`, indices below `predictor.alphabet()`) and the settings are checked.
+    fn search(
+        &self,
+        start: &[Vec<u8>],
+        predictor: &dyn Predictor,
+        budget: usize,
+        seed: u64,
+        length: usize,
+    ) -> Result<Design, BaselineError>;
 
     /// Design from `start` (non-empty, equal length, indices below `predictor.alphabet()`),
     /// scoring at most `budget` sequences with `predictor`; deterministic in `seed`.
@@ -67,7 +87,11 @@ pub trait DesignMethod {
         predictor: &dyn Predictor,
         budget: usize,
         seed: u64,
-    ) -> Result<Design, BaselineError>;
+    ) -> Result<Design, BaselineError> {
+        let length = check_start(self.name(), start, predictor.alphabet())?;
+        self.check_config()?;
+        self.search(start, predictor, budget, seed, length)
+    }
 }
 
 /// What a method returns: the distinct new sequences it scored (start sequences excluded),

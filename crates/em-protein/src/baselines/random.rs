@@ -5,9 +5,7 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{RngExt, SeedableRng};
 
-use super::{
-    Archive, BaselineError, Budget, Design, DesignMethod, Predictor, check_start, other_residue,
-};
+use super::{Archive, BaselineError, Budget, Design, DesignMethod, Predictor, other_residue};
 
 const NAME: &str = "random";
 
@@ -48,21 +46,11 @@ pub fn mutate(seq: &[u8], k: usize, alphabet: usize, rng: &mut StdRng) -> Vec<u8
 }
 
 impl DesignMethod for RandomMutation {
-    fn name(&self) -> &str {
+    fn name(&self) -> &'static str {
         NAME
     }
 
-    /// Spends the whole budget on mutants; the start population itself is not scored.
-    /// Repeated mutants are scored again (this is the floor) but reported once.
-    fn run(
-        &self,
-        start: &[Vec<u8>],
-        predictor: &dyn Predictor,
-        budget: usize,
-        seed: u64,
-    ) -> Result<Design, BaselineError> {
-        let alphabet = predictor.alphabet();
-        check_start(NAME, start, alphabet)?;
+    fn check_config(&self) -> Result<(), BaselineError> {
         for (field, value) in [("mutations", self.mutations), ("batch", self.batch)] {
             if value == 0 {
                 return Err(BaselineError::InvalidConfig {
@@ -73,6 +61,20 @@ impl DesignMethod for RandomMutation {
                 });
             }
         }
+        Ok(())
+    }
+
+    /// Spends the whole budget on mutants; the start population itself is not scored.
+    /// Repeated mutants are scored again (this is the floor) but reported once.
+    fn search(
+        &self,
+        start: &[Vec<u8>],
+        predictor: &dyn Predictor,
+        budget: usize,
+        seed: u64,
+        _length: usize,
+    ) -> Result<Design, BaselineError> {
+        let alphabet = predictor.alphabet();
         let mut rng = StdRng::seed_from_u64(seed);
         let mut budget = Budget::new(predictor, budget);
         let mut archive = Archive::excluding(start);
