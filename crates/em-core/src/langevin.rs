@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::energy::EnergyTerm;
 use crate::error::{Error, Result};
+use crate::kernels::is_host_f32;
 use crate::loss::flow::host_normal;
 use crate::potential::Potential;
 use crate::schedule::Schedule;
@@ -87,6 +88,8 @@ pub struct Samples {
 /// Runs Langevin dynamics from `x0` on `U = V + sum(extra_terms)`.
 ///
 /// Noise comes from a host `StdRng` seeded with `seed`, so results repeat exactly on CPU.
+/// When the potential offers a fused kernel ([`Potential::host_kernel`]) and `x0` is on the
+/// plain CPU device in f32, the steps run on host buffers (same noise stream, same update).
 /// Pass a potential on a non-autodiff device (`model.valid()`); states are detached every step
 /// anyway. Errors on an invalid config or when the final states are not finite.
 ///
@@ -114,6 +117,11 @@ pub fn sample<P: Potential + ?Sized>(
     seed: u64,
 ) -> Result<Samples> {
     cfg.check("langevin")?;
+    if is_host_f32(&x0)
+        && let Some(kernel) = potential.host_kernel()
+    {
+        return crate::kernels::langevin::sample(kernel.as_ref(), extra_terms, x0, cfg, seed);
+    }
     let [b, d] = x0.dims();
     let device = x0.device();
     let mut rng = StdRng::seed_from_u64(seed);

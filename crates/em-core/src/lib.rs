@@ -8,7 +8,8 @@
 //!   warm-up, clipping, EMA, [`checkpoint`]/resume); `train::cfm` is the OT-CFM loop that the
 //!   domains' flow-matching baselines share.
 //! - [`langevin`]: Langevin dynamics on `V + sum of energy::EnergyTerm`s (guidance,
-//!   [`interaction`]) under a temperature [`schedule`] eps(t).
+//!   [`interaction`]) under a temperature [`schedule`] eps(t); on the CPU backend it runs a
+//!   potential's fused f32 path from [`kernels`] when the potential offers one.
 
 pub mod checkpoint;
 pub mod data;
@@ -16,6 +17,7 @@ pub mod energy;
 pub mod error;
 pub mod gradcheck;
 pub mod interaction;
+pub mod kernels;
 pub mod langevin;
 pub mod lid;
 pub mod loss;

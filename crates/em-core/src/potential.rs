@@ -4,6 +4,8 @@
 
 use burn::prelude::*;
 
+use crate::kernels::HostPotential;
+
 /// A time-free scalar potential over flat inputs `x: [batch, dim]`.
 ///
 /// Implementors must make [`Potential::grad_x`] an explicit expression of the parameters (each
@@ -24,4 +26,12 @@ pub trait Potential {
     /// Energy and input gradient from one forward pass (the default recomputes nothing twice
     /// when overridden; implementors usually override this one).
     fn energy_and_grad(&self, x: Tensor<2>) -> (Tensor<1>, Tensor<2>);
+
+    /// A fused plain-f32 CPU kernel for [`Potential::energy_and_grad`], when this potential
+    /// has one and its parameters sit on the plain flex device in f32. Samplers call it once
+    /// per run (it snapshots the weights) and use it instead of the tensor path; the default
+    /// is `None` (burn's path everywhere).
+    fn host_kernel(&self) -> Option<Box<dyn HostPotential>> {
+        None
+    }
 }

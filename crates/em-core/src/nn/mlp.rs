@@ -7,6 +7,7 @@ use super::activation::Activation;
 use super::linear::{Linear, LinearConfig};
 use super::residual::ResidualMlpBlock;
 use crate::error::Error;
+use crate::kernels::{HostPotential, is_host_f32, mlp::FusedMlp};
 use crate::potential::Potential;
 
 /// Configuration of an [`MlpPotential`].
@@ -113,6 +114,10 @@ impl Potential for MlpPotential {
 
         let energy = add_confinement(v.reshape([batch]), x.clone(), self.confinement);
         (energy, add_confinement_grad(g, x, self.confinement))
+    }
+
+    fn host_kernel(&self) -> Option<Box<dyn HostPotential>> {
+        is_host_f32(&self.input.weight.val()).then(|| Box::new(FusedMlp::new(self)) as _)
     }
 }
 

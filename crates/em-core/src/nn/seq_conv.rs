@@ -13,6 +13,7 @@ use super::mlp::{add_confinement, add_confinement_grad};
 use super::pool::{mean_over_length, mean_over_length_vjp};
 use super::residual::{ResidualConv1dBlock, ResidualConv1dCache};
 use crate::error::Error;
+use crate::kernels::{HostPotential, is_host_f32, seq_conv::FusedSeqConv};
 use crate::potential::Potential;
 
 /// How the convolutional features `[b, hidden, L]` reach the MLP head.
@@ -227,6 +228,10 @@ impl Potential for SeqConvPotential {
 
         let energy = add_confinement(v.reshape([batch]), x.clone(), self.confinement);
         (energy, add_confinement_grad(g, x, self.confinement))
+    }
+
+    fn host_kernel(&self) -> Option<Box<dyn HostPotential>> {
+        is_host_f32(&self.input.weight.val()).then(|| Box::new(FusedSeqConv::new(self)) as _)
     }
 }
 

@@ -1,0 +1,377 @@
+//! The fused CPU path of [`SeqConvPotential`]: per sample, every 'same' convolution is one
+//! GEMM over the sliding windows of a zero-padded `[length + 2p, channels]` buffer (no
+//! im2col), and its input VJP is the same GEMM with the flipped, transposed kernel; bias,
+//! activation and its slope fused in one pass; rayon over fixed chunks of samples.
+
+use std::sync::Mutex;
+
+use rayon::prelude::*;
+
+use super::act::bias_act;
+use super::gemm::{Op, gemm, gemm_rows};
+use super::mlp::Dense;
+use super::{HostPotential, host_values};
+use crate::nn::{Activation, Conv1d, SeqConvPotential, SeqReadout};
+
+/// Samples per rayon work unit (ours; fixed, so results do not depend on the thread count).
+const SAMPLE_CHUNK: usize = 8;
+
+/// A 'same' convolution as two GEMM operands.
+#[derive(Debug, Clone)]
+struct Conv {
+    /// Forward `[k * c_in, c_out]`: row `j * c_in + ci` is `w[co, ci, j]`.
+    fwd: Vec<f32>,
+    /// Input VJP `[k * c_out, c_in]`: row `j * c_out + co` is `w[co, ci, k - 1 - j]`.
+    bwd: Vec<f32>,
+    b: Vec<f32>,
+    c_in: usize,
+    c_out: usize,
+    k: usize,
+}
+
+impl Conv {
+    fn of(layer: &Conv1d) -> Self {
+        let [c_out, c_in, k] = layer.weight.dims();
+        let w = host_values(layer.weight.val());
+        let mut fwd = vec![0.0; k * c_in * c_out];
+        let mut bwd = vec![0.0; k * c_out * c_in];
+        for co in 0..c_out {
+            for ci in 0..c_in {
+                for j in 0..k {
+                    let v = w[(co * c_in + ci) * k + j];
+                    fwd[(j * c_in + ci) * c_out + co] = v;
+                    bwd[((k - 1 - j) * c_out + co) * c_in + ci] = v;
+                }
+            }
+        }
+        Self {
+            fwd,
+            bwd,
+            b: host_values(layer.bias.val()),
+            c_in,
+            c_out,
+            k,
+        }
+    }
+
+    /// `out[interior] (+)= conv(inp)`: both padded buffers, `inp` with `c_in` columns.
+    fn forward(&self, inp: &[f32], len: usize, beta: f32, out: &mut [f32]) {
+        let p = (self.k - 1) / 2;
+        let o = &mut out[p * self.c_out..(p + len) * self.c_out];
+        gemm_rows(
+            len,
+            self.c_out,
+            self.k * self.c_in,
+            inp,
+            self.c_in,
+            &self.fwd,
+            Op::N,
+            beta,
+            o,
+        );
+    }
+
+    /// `out[interior] (+)= conv^T(g)`: the transposed convolution, padded buffers.
+    fn backward(&self, g: &[f32], len: usize, beta: f32, out: &mut [f32]) {
+        let p = (self.k - 1) / 2;
+        let o = &mut out[p * self.c_in..(p + len) * self.c_in];
+        gemm_rows(
+            len,
+            self.c_in,
+            self.k * self.c_out,
+            g,
+            self.c_out,
+            &self.bwd,
+            Op::N,
+            beta,
+            o,
+        );
+    }
+}
+
+/// One sample's scratch, every feature buffer padded to `length + 2p` rows of zeros at the
+/// ends (only interiors are ever written).
+#[derive(Debug, Default)]
+struct Workspace {
+    x: Vec<f32>,
+    h: Vec<f32>,
+    a: Vec<f32>,
+    g: Vec<f32>,
+    t: Vec<f32>,
+    gx: Vec<f32>,
+    /// Slopes `act'` of the input conv, each block's inner conv and the readout input.
+    slopes: Vec<Vec<f32>>,
+    pooled: Vec<f32>,
+    head_pre: Vec<f32>,
+    head_slope: Vec<f32>,
+}
+
+/// A snapshot of a [`SeqConvPotential`]'s weights as plain f32, with a workspace pool.
+#[derive(Debug)]
+pub struct FusedSeqConv {
+    input: Conv,
+    blocks: Vec<(Conv, Conv)>,
+    /// Head `l1` with its rows in this kernel's `[length, hidden]` order.
+    l1: Dense,
+    l2_w: Vec<f32>,
+    l2_b: f32,
+    act: Activation,
+    readout: SeqReadout,
+    length: usize,
+    channels: usize,
+    alpha: f32,
+    pool: Mutex<Vec<Workspace>>,
+}
+
+impl FusedSeqConv {
+    /// Copies the weights of `model` (any device, any float dtype) into f32 buffers.
+    pub fn new(model: &SeqConvPotential) -> Self {
+        let input = Conv::of(&model.input);
+        let hid = input.c_out;
+        let mut l1 = Dense::of(&model.head.l1);
+        if model.readout == SeqReadout::Flatten {
+            // burn flattens [hidden, length]; this kernel holds [length, hidden].
+            let (len, n) = (model.length, l1.d_out);
+            let mut w = vec![0.0; l1.w.len()];
+            for c in 0..hid {
+                for l in 0..len {
+                    let (src, dst) = ((c * len + l) * n, (l * hid + c) * n);
+                    w[dst..dst + n].copy_from_slice(&l1.w[src..src + n]);
+                }
+            }
+            l1.w = w;
+        }
+        let l2 = Dense::of(&model.head.l2);
+        Self {
+            input,
+            blocks: model
+                .blocks
+                .iter()
+                .map(|b| (Conv::of(&b.c1), Conv::of(&b.c2)))
+                .collect(),
+            l1,
+            l2_w: l2.w,
+            l2_b: l2.b[0],
+            act: model.activation,
+            readout: model.readout,
+            length: model.length,
+            channels: model.channels,
+            alpha: model.confinement as f32,
+            pool: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn pad(&self) -> usize {
+        (self.input.k - 1) / 2
+    }
+
+    fn workspace(&self) -> Workspace {
+        if let Some(ws) = self.pool.lock().ok().and_then(|mut p| p.pop()) {
+            return ws;
+        }
+        let rows = self.length + 2 * self.pad();
+        let hid = self.input.c_out;
+        let n = self.length * hid;
+        Workspace {
+            x: vec![0.0; rows * self.channels],
+            h: vec![0.0; rows * hid],
+            a: vec![0.0; rows * hid],
+            g: vec![0.0; rows * hid],
+            t: vec![0.0; rows * hid],
+            gx: vec![0.0; rows * self.channels],
+            slopes: vec![vec![0.0; n]; self.blocks.len() + 2],
+            pooled: vec![0.0; self.l1.d_in],
+            head_pre: vec![0.0; self.l1.d_out],
+            head_slope: vec![0.0; self.l1.d_out],
+        }
+    }
+
+    /// Energy and input gradient `[length * channels]` of one sample.
+    fn sample(&self, x: &[f32], grad: &mut [f32], ws: &mut Workspace) -> f32 {
+        let (len, hid, ch) = (self.length, self.input.c_out, self.channels);
+        let p = self.pad();
+        let n = len * hid;
+        let inner = p * hid..p * hid + n;
+        ws.x[p * ch..(p + len) * ch].copy_from_slice(x);
+        self.input.forward(&ws.x, len, 0.0, &mut ws.h);
+        bias_act(
+            self.act,
+            &mut ws.h[inner.clone()],
+            &self.input.b,
+            &mut ws.slopes[0],
+        );
+        for (i, (c1, c2)) in self.blocks.iter().enumerate() {
+            c1.forward(&ws.h, len, 0.0, &mut ws.a);
+            bias_act(
+                self.act,
+                &mut ws.a[inner.clone()],
+                &c1.b,
+                &mut ws.slopes[i + 1],
+            );
+            c2.forward(&ws.a, len, 1.0, &mut ws.h);
+            for row in ws.h[inner.clone()].chunks_exact_mut(hid) {
+                row.iter_mut().zip(&c2.b).for_each(|(v, &b)| *v += b);
+            }
+        }
+        // Readout input act(h) (into `a`, whose pad rows stay zero), then the head.
+        let last = self.blocks.len() + 1;
+        ws.a[inner.clone()].copy_from_slice(&ws.h[inner.clone()]);
+        bias_act(
+            self.act,
+            &mut ws.a[inner.clone()],
+            &vec![0.0; hid],
+            &mut ws.slopes[last],
+        );
+        let feats = &ws.a[inner.clone()];
+        match self.readout {
+            SeqReadout::Mean => {
+                ws.pooled.fill(0.0);
+                for row in feats.chunks_exact(hid) {
+                    ws.pooled.iter_mut().zip(row).for_each(|(s, &v)| *s += v);
+                }
+                ws.pooled.iter_mut().for_each(|s| *s /= len as f32);
+            }
+            SeqReadout::Flatten => ws.pooled.copy_from_slice(feats),
+        }
+        let hh = self.l1.d_out;
+        gemm(
+            1,
+            hh,
+            self.l1.d_in,
+            1.0,
+            &ws.pooled,
+            Op::N,
+            &self.l1.w,
+            Op::N,
+            0.0,
+            &mut ws.head_pre,
+        );
+        bias_act(self.act, &mut ws.head_pre, &self.l1.b, &mut ws.head_slope);
+        let v: f32 = ws.head_pre.iter().zip(&self.l2_w).map(|(a, b)| a * b).sum();
+        // Backward: head, readout, then the blocks in reverse, then the input conv.
+        ws.head_slope
+            .iter_mut()
+            .zip(&self.l2_w)
+            .for_each(|(s, &w)| *s *= w);
+        gemm(
+            1,
+            self.l1.d_in,
+            hh,
+            1.0,
+            &ws.head_slope,
+            Op::N,
+            &self.l1.w,
+            Op::T,
+            0.0,
+            &mut ws.pooled,
+        );
+        let g = &mut ws.g[inner.clone()];
+        match self.readout {
+            SeqReadout::Mean => {
+                for row in g.chunks_exact_mut(hid) {
+                    row.iter_mut()
+                        .zip(&ws.pooled)
+                        .for_each(|(d, &s)| *d = s / len as f32);
+                }
+            }
+            SeqReadout::Flatten => g.copy_from_slice(&ws.pooled),
+        }
+        g.iter_mut()
+            .zip(&ws.slopes[last])
+            .for_each(|(d, &s)| *d *= s);
+        for (i, (c1, c2)) in self.blocks.iter().enumerate().rev() {
+            c2.backward(&ws.g, len, 0.0, &mut ws.t);
+            let t = &mut ws.t[inner.clone()];
+            t.iter_mut()
+                .zip(&ws.slopes[i + 1])
+                .for_each(|(d, &s)| *d *= s);
+            c1.backward(&ws.t, len, 1.0, &mut ws.g);
+        }
+        let g = &mut ws.g[inner.clone()];
+        g.iter_mut().zip(&ws.slopes[0]).for_each(|(d, &s)| *d *= s);
+        self.input.backward(&ws.g, len, 0.0, &mut ws.gx);
+        grad.copy_from_slice(&ws.gx[p * ch..(p + len) * ch]);
+        let mut sq = 0.0;
+        if self.alpha != 0.0 {
+            for (gv, &xv) in grad.iter_mut().zip(x) {
+                *gv += self.alpha * xv;
+                sq += xv * xv;
+            }
+        }
+        v + self.l2_b + 0.5 * self.alpha * sq
+    }
+}
+
+impl HostPotential for FusedSeqConv {
+    fn dim(&self) -> usize {
+        self.length * self.channels
+    }
+
+    fn energy_and_grad(&self, x: &[f32], energy: &mut [f32], grad: &mut [f32]) {
+        let dim = self.dim();
+        assert!(
+            x.len() == energy.len() * dim && grad.len() == x.len(),
+            "fused SeqConv shapes"
+        );
+        x.par_chunks(SAMPLE_CHUNK * dim)
+            .zip(energy.par_chunks_mut(SAMPLE_CHUNK))
+            .zip(grad.par_chunks_mut(SAMPLE_CHUNK * dim))
+            .for_each(|((xc, ec), gc)| {
+                let mut ws = self.workspace();
+                for ((xs, e), gs) in xc.chunks_exact(dim).zip(ec).zip(gc.chunks_exact_mut(dim)) {
+                    *e = self.sample(xs, gs, &mut ws);
+                }
+                if let Ok(mut p) = self.pool.lock() {
+                    p.push(ws);
+                }
+            });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gradcheck::{f64_device, max_relative_error, tensor_from_f64, to_vec_f64};
+    use crate::nn::SeqConvPotentialConfig;
+    use crate::potential::Potential;
+    use rand::rngs::StdRng;
+    use rand::{RngExt, SeedableRng};
+
+    /// Fused f32 against burn's tensor path in f64, both readouts, kernels 3 and 5, a batch
+    /// with a ragged last chunk.
+    #[test]
+    fn fused_matches_the_f64_tensor_reference() {
+        let device = f64_device();
+        device.seed(4);
+        let mut rng = StdRng::seed_from_u64(6);
+        let (batch, len, ch) = (11, 9, 4);
+        let x: Vec<f64> = (0..batch * len * ch)
+            .map(|_| rng.random::<f64>() * 2.0 - 1.0)
+            .collect();
+        let xf: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+        for (readout, kernel) in [(SeqReadout::Mean, 5), (SeqReadout::Flatten, 3)] {
+            let model = SeqConvPotentialConfig::new(len, ch)
+                .with_hidden_channels(12)
+                .with_kernel(kernel)
+                .with_blocks(2)
+                .with_head_hidden(10)
+                .with_readout(readout)
+                .with_activation(Activation::GeluTanh)
+                .with_confinement(0.3)
+                .init(&device);
+            let (e_ref, g_ref) =
+                model.energy_and_grad(tensor_from_f64(&x, [batch, len * ch], &device));
+            let fused = FusedSeqConv::new(&model);
+            let (mut e, mut g) = (vec![0.0; batch], vec![0.0; xf.len()]);
+            fused.energy_and_grad(&xf, &mut e, &mut g);
+            let e: Vec<f64> = e.iter().map(|&v| f64::from(v)).collect();
+            let g: Vec<f64> = g.iter().map(|&v| f64::from(v)).collect();
+            let ee = max_relative_error(&e, &to_vec_f64(e_ref));
+            let eg = max_relative_error(&g, &to_vec_f64(g_ref));
+            assert!(
+                ee < 1e-5 && eg < 1e-4,
+                "{readout:?}: energy {ee:e}, grad {eg:e}"
+            );
+        }
+    }
+}
