@@ -2,7 +2,10 @@
 //! Conv1d -> per-position Linear + ReLU -> max over length -> Linear, loaded from and saved
 //! to safetensors with the PyTorch tensor names, differentiable in its (relaxed) one-hot input.
 
+mod fused;
 mod store;
+
+pub use fused::FusedCnn;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -256,7 +259,19 @@ impl Cnn {
     /// Scores and input gradients `df/dx` (same shape as `x`) via burn autodiff. `x` may live
     /// on a plain or an autodiff device; the returned tensors carry no autodiff graph.
     /// Parameter gradients are not computed (first order in `x` only).
+    /// On the plain CPU device in f32 this runs the folded [`FusedCnn`] path instead.
     pub fn input_gradient(&self, x: Tensor<3>) -> (Tensor<1>, Tensor<3>) {
+        if em_core::kernels::is_host_f32(&x)
+            && let Some(fused) = FusedCnn::of(self)
+        {
+            let dims @ [batch, length, _] = x.dims();
+            let (f, g) = fused.score_and_grad(&tensor_to_vec(x.clone()), length);
+            let device = x.device();
+            return (
+                Tensor::from_data(TensorData::new(f, [batch]), &device),
+                Tensor::from_data(TensorData::new(g, dims), &device),
+            );
+        }
         let model = self.clone().train().no_grad();
         let x = x.detach().autodiff().require_grad();
         let f = model.forward(x.clone());
@@ -268,7 +283,8 @@ impl Cnn {
     }
 
     /// Raw scores of index sequences (indices per [`crate::alphabet`]), one-hot encoded and
-    /// run in chunks of [`SCORE_CHUNK`] without autodiff. Sequences of different lengths
+    /// run in chunks of [`SCORE_CHUNK`] without autodiff (through [`FusedCnn`] on the plain
+    /// CPU device in f32). Sequences of different lengths
     /// are grouped by length; the output keeps the input order.
     pub fn score(&self, seqs: &[Vec<u8>]) -> Result<Vec<f32>, CnnError> {
         let config = self.config();
@@ -294,12 +310,15 @@ impl Cnn {
         }
         let model = self.valid();
         let device = first_device(&model);
+        let fused = FusedCnn::of(&model);
         let mut out = vec![0.0f32; seqs.len()];
         for (length, indices) in by_length {
             for chunk in indices.chunks(SCORE_CHUNK) {
                 let batch: Vec<Vec<u8>> = chunk.iter().map(|&i| seqs[i].clone()).collect();
-                let x = one_hot_tensor(&batch, length, &device);
-                let scores = tensor_to_vec(model.forward(x));
+                let scores = match &fused {
+                    Some(f) => f.score(&one_hot(&batch, length), length),
+                    None => tensor_to_vec(model.forward(one_hot_tensor(&batch, length, &device))),
+                };
                 for (&i, s) in chunk.iter().zip(scores) {
                     out[i] = s;
                 }

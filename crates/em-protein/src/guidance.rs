@@ -1,11 +1,16 @@
 //! Predictor guidance for design sampling: an [`EnergyTerm`] that pulls samples towards
 //! normalised predicted fitness 1, `E = (eps/zeta^2) · 1/2 · (f_norm(softmax(x/T)) - 1)^2`,
-//! with its input gradient by burn autodiff through the softmax and the GGS CNN.
+//! with its input gradient by burn autodiff through the softmax and the GGS CNN (by the folded
+//! [`FusedCnn`] path on the plain f32 CPU device).
 
 use burn::prelude::*;
 use em_core::energy::EnergyTerm;
 
-use crate::cnn::Cnn;
+use std::sync::Arc;
+
+use em_core::kernels::{host_values, is_host_f32};
+
+use crate::cnn::{Cnn, FusedCnn};
 use crate::representation::relax;
 
 /// Guidance by a CNN fitness predictor on the relaxed input `softmax(x / T)`.
@@ -17,6 +22,8 @@ use crate::representation::relax;
 #[derive(Debug, Clone)]
 pub struct PredictorGuidance {
     cnn: Cnn,
+    /// The folded CPU path (issue 15), when the predictor sits on the plain f32 CPU device.
+    fused: Option<Arc<FusedCnn>>,
     length: usize,
     zeta: f64,
     temperature: f64,
@@ -36,8 +43,10 @@ impl PredictorGuidance {
         min_gt: f64,
         max_gt: f64,
     ) -> Self {
+        let cnn = predictor.valid();
         Self {
-            cnn: predictor.valid(),
+            fused: FusedCnn::of(&cnn).map(Arc::new),
+            cnn,
             length,
             zeta,
             temperature,
@@ -76,6 +85,21 @@ impl EnergyTerm for PredictorGuidance {
         let c = self.scale(eps);
         if c == 0.0 {
             return x.zeros_like();
+        }
+        if let Some(fused) = &self.fused
+            && is_host_f32(&x)
+        {
+            let [batch, dim] = x.dims();
+            let device = x.device();
+            let (f, mut g) =
+                fused.relaxed_score_and_grad(&host_values(x), self.length, self.temperature as f32);
+            let span = self.max_gt - self.min_gt;
+            for (row, &fb) in g.chunks_exact_mut(dim).zip(&f) {
+                // dE/df = c (f_norm - 1) / (max_gt - min_gt)
+                let w = (c * ((f64::from(fb) - self.min_gt) / span - 1.0) / span) as f32;
+                row.iter_mut().for_each(|v| *v *= w);
+            }
+            return Tensor::from_data(burn::tensor::TensorData::new(g, [batch, dim]), &device);
         }
         // First-order autodiff in x only: parameters are not tracked.
         let cnn = self.cnn.clone().train().no_grad();
@@ -158,6 +182,28 @@ mod tests {
         assert!(scale > 1e-2, "gradient is trivially small: {scale}");
         let max = errs.iter().copied().fold(0.0, f64::max) / scale;
         assert!(max < 1e-3, "max relative error {max:e}");
+    }
+
+    /// The folded CPU gradient (taken on this f32 device) against burn's autodiff path.
+    #[test]
+    fn fused_gradient_matches_the_autodiff_path() {
+        let g = guidance();
+        assert!(g.fused.is_some());
+        let mut reference = g.clone();
+        reference.fused = None;
+        let mut rng = StdRng::seed_from_u64(8);
+        let v: Vec<f32> = (0..B * L * 20)
+            .map(|_| rng.random::<f32>() * 4.0 - 2.0)
+            .collect();
+        let x = Tensor::<2>::from_data(TensorData::new(v, [B, L * 20]), &Device::flex());
+        let vals = |t: Tensor<2>| t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
+        let a = vals(g.grad(x.clone(), 0.0, 0.3));
+        let b = vals(reference.grad(x, 0.0, 0.3));
+        let scale = b.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        assert!(scale > 1e-3);
+        for (p, q) in a.iter().zip(&b) {
+            assert!((p - q).abs() < 1e-4 * scale, "{p} vs {q}");
+        }
     }
 
     #[test]
