@@ -15,6 +15,9 @@ use crate::nn::{Activation, Linear, MlpPotential};
 #[derive(Debug, Clone)]
 pub(crate) struct Dense {
     pub(crate) w: Vec<f32>,
+    /// `w` transposed, `[d_out, d_in]`: the backward's operand, contiguous so the GEMM packs
+    /// it with unit-stride reads.
+    pub(crate) wt: Vec<f32>,
     pub(crate) b: Vec<f32>,
     pub(crate) d_in: usize,
     pub(crate) d_out: usize,
@@ -27,13 +30,26 @@ impl Dense {
             Some(b) => host_values(b.val()),
             None => vec![0.0; d_out],
         };
+        let w = host_values(layer.weight.val());
         Self {
-            w: host_values(layer.weight.val()),
+            wt: transpose(&w, d_in, d_out),
+            w,
             b,
             d_in,
             d_out,
         }
     }
+}
+
+/// Row-major `[rows, cols]` -> `[cols, rows]`.
+pub(crate) fn transpose(w: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut t = vec![0.0; w.len()];
+    for r in 0..rows {
+        for c in 0..cols {
+            t[c * rows + r] = w[r * cols + c];
+        }
+    }
+    t
 }
 
 /// Per-chunk scratch: pre-activation slopes of every layer, the residual stream and the
@@ -155,17 +171,17 @@ impl FusedMlp {
             }
         }
         for (i, (l1, l2)) in self.blocks.iter().enumerate().rev() {
-            gemm(m, hid, hid, 1.0, g, Op::N, &l2.w, Op::T, 0.0, a);
+            gemm(m, hid, hid, 1.0, g, Op::N, &l2.wt, Op::N, 0.0, a);
             a.iter_mut()
                 .zip(&slopes[i + 1][..n])
                 .for_each(|(v, &s)| *v *= s);
-            gemm(m, hid, hid, 1.0, a, Op::N, &l1.w, Op::T, 1.0, g);
+            gemm(m, hid, hid, 1.0, a, Op::N, &l1.wt, Op::N, 1.0, g);
         }
         g.iter_mut()
             .zip(&slopes[0][..n])
             .for_each(|(v, &s)| *v *= s);
         let gx = &mut grad[..m * dim];
-        gemm(m, dim, hid, 1.0, g, Op::N, &inp.w, Op::T, 0.0, gx);
+        gemm(m, dim, hid, 1.0, g, Op::N, &inp.wt, Op::N, 0.0, gx);
         if self.alpha != 0.0 {
             gx.iter_mut()
                 .zip(x)

@@ -9,7 +9,7 @@ use rayon::prelude::*;
 
 use super::act::bias_act;
 use super::gemm::{Op, gemm, gemm_rows};
-use super::mlp::Dense;
+use super::mlp::{Dense, transpose};
 use super::{HostPotential, host_values};
 use crate::nn::{Activation, Conv1d, SeqConvPotential, SeqReadout};
 
@@ -139,6 +139,7 @@ impl FusedSeqConv {
                     w[dst..dst + n].copy_from_slice(&l1.w[src..src + n]);
                 }
             }
+            l1.wt = transpose(&w, l1.d_in, n);
             l1.w = w;
         }
         let l2 = Dense::of(&model.head.l2);
@@ -260,8 +261,8 @@ impl FusedSeqConv {
             1.0,
             &ws.head_slope,
             Op::N,
-            &self.l1.w,
-            Op::T,
+            &self.l1.wt,
+            Op::N,
             0.0,
             &mut ws.pooled,
         );
