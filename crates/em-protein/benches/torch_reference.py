@@ -1,0 +1,153 @@
+#!/usr/bin/env python3
+"""Side-by-side kernel benchmark (issue 15), the PyTorch half.
+
+Builds the same networks as `examples/bench_kernels.rs` from the weights it dumped
+(`OUT_DIR/weights.bin` + `manifest.json`), checks that torch's outputs equal the Rust fused
+outputs, then times the same ops at 2 threads and writes `OUT_DIR/torch_ROUND.json`.
+`table` combines the rounds into a rust/torch ratio table (median over rounds).
+
+    python3 torch_reference.py time OUT_DIR ROUND
+    python3 torch_reference.py table OUT_DIR
+
+torch is optional (never needed by the tests): `pip install torch numpy`.
+"""
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+STEPS = 5  # Langevin steps per timed call, as in the Rust half
+REPS = 5
+
+
+def load(out):
+    import numpy as np
+    import torch
+    man = json.loads((out / "manifest.json").read_text())
+    blob = np.fromfile(out / "weights.bin", dtype="<f4")
+
+    def get(name):
+        m = man[name]
+        n = int(np.prod(m["shape"]))
+        a = blob[m["offset"]:m["offset"] + n].reshape(m["shape"])
+        return torch.from_numpy(a.copy())
+    return man, get
+
+
+def time_ms(f, reps=REPS):
+    f()
+    ts = []
+    for _ in range(reps):
+        s = time.perf_counter()
+        f()
+        ts.append((time.perf_counter() - s) * 1e3)
+    return sorted(ts)[reps // 2]
+
+
+def mlp(get, meta, prefix):
+    import torch
+    import torch.nn.functional as F
+    lin = lambda n: (get(f"{prefix}.{n}.w"), get(f"{prefix}.{n}.b"))
+    inp = lin("input")
+    blocks = [(lin(f"block{k}.l1"), lin(f"block{k}.l2")) for k in range(meta["blocks"])]
+    head = lin("head")
+
+    def energy(x):  # burn layout: y = x W + b, W [in, out]
+        h = F.silu(torch.addmm(inp[1], x, inp[0]))
+        for (w1, b1), (w2, b2) in blocks:
+            h = h + torch.addmm(b2, F.silu(torch.addmm(b1, h, w1)), w2)
+        return torch.addmm(head[1], F.silu(h), head[0]).squeeze(1)
+    return energy
+
+
+def cnn(get):
+    import torch
+    import torch.nn.functional as F
+    ew, eb = get("cnn.encoder.weight"), get("cnn.encoder.bias")
+    lw, lb = get("cnn.embedding.weight"), get("cnn.embedding.bias")
+    dw, db = get("cnn.decoder.weight"), get("cnn.decoder.bias")
+
+    def score(x):  # x [B, L, 20], GGS: conv -> Linear + ReLU -> max over length -> Linear
+        h = F.conv1d(x.transpose(1, 2), ew, eb).transpose(1, 2)
+        h = F.relu(F.linear(h, lw, lb)).max(dim=1).values
+        return F.linear(h, dw, db).squeeze(1)
+    return score
+
+
+def energy_and_grad(f, x):
+    import torch
+    x = x.detach().requires_grad_(True)
+    e = f(x)
+    (g,) = torch.autograd.grad(e.sum(), x)
+    return e.detach(), g
+
+
+def rel(a, b):
+    return float((a - b).abs().max() / (b.abs().max() + 1e-12))
+
+
+def cmd_time(out, rnd):
+    import torch
+    torch.set_num_threads(2)
+    torch.manual_seed(0)
+    man, get = load(out)
+    ms, checks = {}, {}
+    for key, meta in sorted(man.items()):
+        if not (key.startswith("mlp") and key.endswith(".meta")):
+            continue
+        p, dim = key[:-5], meta["dim"]
+        f = mlp(get, meta, p)
+        x = get(f"{p}.x")
+        e, g = energy_and_grad(f, x)
+        checks[f"mlp_d{dim}"] = {"energy": rel(e, get(f"{p}.energy")), "grad": rel(g, get(f"{p}.grad"))}
+        dt, s = 1e-3, (2 * 0.1 * 1e-3) ** 0.5
+
+        def run(x=x, f=f):
+            for _ in range(STEPS):
+                _, g = energy_and_grad(f, x)
+                x = x - dt * g + s * torch.randn_like(x)
+        ms[f"langevin_step/mlp_d{dim}_b{x.shape[0]}"] = time_ms(run) / STEPS
+    x0, x1 = get("ot.x0"), get("ot.x1")
+    c = torch.cdist(x0.double(), x1.double()).pow(2).float()
+    checks["ot_cost"] = rel(c, get("ot.cost"))
+    b, d = x0.shape
+    ms[f"ot_cost/b{b}_d{d}"] = time_ms(lambda: torch.cdist(x0, x1).pow(2))
+    score = cnn(get)
+    for key in sorted(man):
+        if key.startswith("cnn") and key.endswith(".x"):
+            length = int(key[3:-2])
+            x = get(key)
+            s, g = energy_and_grad(score, x)
+            checks[f"cnn_l{length}"] = {"score": rel(s, get(f"cnn{length}.score")), "grad": rel(g, get(f"cnn{length}.grad"))}
+            ms[f"cnn_fwd_grad/b{x.shape[0]}_l{length}"] = time_ms(lambda x=x: energy_and_grad(score, x))
+    report = {"round": rnd, "torch": torch.__version__, "threads": torch.get_num_threads(),
+              "max_rel_diff_vs_rust": checks, "ms": ms}
+    (out / f"torch_{rnd}.json").write_text(json.dumps(report, indent=2))
+    print(json.dumps(report, indent=2))
+
+
+def cmd_table(out):
+    rust = [json.loads(p.read_text()) for p in sorted(out.glob("rust_*.json"))]
+    torch = [json.loads(p.read_text()) for p in sorted(out.glob("torch_*.json"))]
+    ops = sorted(rust[0]["ms"])
+    print(f"rounds: rust {len(rust)}, torch {len(torch)} (medians over rounds; ratio < 1 = Rust faster)\n")
+    print("| op | rust fused ms | rust burn ms | torch ms | fused/torch | burn/torch |")
+    print("|---|---|---|---|---|---|")
+    for op in ops:
+        med = lambda key: statistics.median(r["ms"][op][key] for r in rust) if key in rust[0]["ms"][op] else None
+        fused, burn = med("fused"), med("burn")
+        tt = [t["ms"][op] for t in torch if op in t["ms"]]
+        tm = statistics.median(tt) if tt else None
+        fmt = lambda v: "-" if v is None else f"{v:.3f}"
+        ratio = lambda v: "-" if v is None or tm is None else f"{v / tm:.2f}"
+        print(f"| {op} | {fmt(fused)} | {fmt(burn)} | {fmt(tm)} | {ratio(fused)} | {ratio(burn)} |")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) >= 3 and sys.argv[1] == "time":
+        cmd_time(Path(sys.argv[2]), sys.argv[3] if len(sys.argv) > 3 else "0")
+    elif len(sys.argv) == 3 and sys.argv[1] == "table":
+        cmd_table(Path(sys.argv[2]))
+    else:
+        sys.exit(__doc__)

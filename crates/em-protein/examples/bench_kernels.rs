@@ -1,0 +1,347 @@
+//! Side-by-side kernel benchmark (issue 15), the Rust half: times the fused CPU kernels and
+//! burn's tensor path on the same shapes, dumps the weights, inputs and fused outputs as raw
+//! little-endian f32 (`*.bin` + `manifest.json`) so `benches/torch_reference.py` can build the
+//! same networks in PyTorch, check equal outputs and time the same ops.
+//!
+//! Run (dev profile = deps -O3, ours -O2, reusing the test build; in its own session):
+//! `setsid cargo run -p em-protein --example bench_kernels -- OUT_DIR [ROUND]`
+//! writes `OUT_DIR/rust_ROUND.json` (median ms per op); the weights are dumped once.
+//! Driver alternating Rust and torch rounds: `crates/em-protein/benches/kernels.sh`.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::Path;
+use std::time::Instant;
+
+use burn::prelude::*;
+use em_core::langevin::{LangevinConfig, sample};
+use em_core::nn::{MlpPotential, MlpPotentialConfig};
+use em_core::ot;
+use em_core::potential::Potential;
+use em_core::schedule::Schedule;
+use em_protein::cnn::{Cnn, CnnConfig, FusedCnn, tensor_to_vec};
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use rand_distr::StandardNormal;
+use serde_json::{Value, json};
+
+/// Langevin batch, MLP width and depth of issue 15's table (the bench in em-core's `step`).
+const LANGEVIN_BATCH: usize = 512;
+const MLP_DIMS: [usize; 3] = [2, 560, 4740];
+const CNN_BATCH: usize = 256;
+const CNN_LENGTHS: [usize; 2] = [28, 237];
+const OT_BATCH: usize = 128;
+const OT_DIM: usize = 4740;
+/// Langevin steps per timed call (the per-step time is reported).
+const STEPS: usize = 5;
+const REPS: usize = 5;
+
+/// The same potential with the fused kernel hidden: burn's tensor path.
+struct TensorPath<'a>(&'a MlpPotential);
+impl Potential for TensorPath<'_> {
+    fn dim(&self) -> usize {
+        self.0.dim()
+    }
+    fn energy(&self, x: Tensor<2>) -> Tensor<1> {
+        self.0.energy(x)
+    }
+    fn energy_and_grad(&self, x: Tensor<2>) -> (Tensor<1>, Tensor<2>) {
+        self.0.energy_and_grad(x)
+    }
+}
+
+/// Median wall time in ms of `reps` calls after one warm-up call.
+fn time_ms(reps: usize, mut f: impl FnMut()) -> f64 {
+    f();
+    let mut t: Vec<f64> = (0..reps)
+        .map(|_| {
+            let s = Instant::now();
+            f();
+            s.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    t.sort_by(f64::total_cmp);
+    t[reps / 2]
+}
+
+fn normal(n: usize, rng: &mut StdRng) -> Vec<f32> {
+    (0..n)
+        .map(|_| rng.sample::<f32, _>(StandardNormal))
+        .collect()
+}
+
+/// Appends `v` to the blob and records `name -> (offset, shape)` in the manifest.
+fn put(
+    blob: &mut Vec<u8>,
+    man: &mut BTreeMap<String, Value>,
+    name: &str,
+    v: &[f32],
+    shape: &[usize],
+) {
+    assert_eq!(v.len(), shape.iter().product::<usize>(), "{name}");
+    man.insert(
+        name.into(),
+        json!({ "offset": blob.len() / 4, "shape": shape }),
+    );
+    for x in v {
+        blob.extend_from_slice(&x.to_le_bytes());
+    }
+}
+
+fn vals<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    tensor_to_vec(t)
+}
+
+fn dump_mlp(
+    model: &MlpPotential,
+    dim: usize,
+    blob: &mut Vec<u8>,
+    man: &mut BTreeMap<String, Value>,
+) {
+    let hid = model.input.d_output();
+    let p = format!("mlp{dim}");
+    let lin = |blob: &mut Vec<u8>,
+               man: &mut BTreeMap<String, Value>,
+               name: String,
+               l: &em_core::nn::Linear| {
+        let (i, o) = (l.d_input(), l.d_output());
+        put(
+            blob,
+            man,
+            &format!("{name}.w"),
+            &vals(l.weight.val()),
+            &[i, o],
+        );
+        let b = l
+            .bias
+            .as_ref()
+            .map(|b| vals(b.val()))
+            .unwrap_or(vec![0.0; o]);
+        put(blob, man, &format!("{name}.b"), &b, &[o]);
+    };
+    lin(blob, man, format!("{p}.input"), &model.input);
+    for (k, b) in model.blocks.iter().enumerate() {
+        lin(blob, man, format!("{p}.block{k}.l1"), &b.l1);
+        lin(blob, man, format!("{p}.block{k}.l2"), &b.l2);
+    }
+    lin(blob, man, format!("{p}.head"), &model.head);
+    man.insert(
+        format!("{p}.meta"),
+        json!({ "dim": dim, "hidden": hid, "blocks": model.blocks.len() }),
+    );
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let out = Path::new(
+        args.get(1)
+            .map(String::as_str)
+            .unwrap_or("target/bench-kernels"),
+    );
+    let round = args.get(2).cloned().unwrap_or_else(|| "0".into());
+    fs::create_dir_all(out).expect("create the output directory");
+    let dump = !out.join("manifest.json").exists();
+    let device = Device::flex();
+    let mut rng = StdRng::seed_from_u64(15);
+    let mut blob = Vec::new();
+    let mut man = BTreeMap::new();
+    let mut times = BTreeMap::new();
+
+    // Langevin step on the MLP potential (width 256, 3 SiLU blocks), batch 512.
+    for dim in MLP_DIMS {
+        device.seed(dim as u64);
+        let model = MlpPotentialConfig::new(dim).with_hidden(256).init(&device);
+        let x: Vec<f32> = normal(LANGEVIN_BATCH * dim, &mut rng);
+        let x0 = Tensor::<2>::from_data(TensorData::new(x.clone(), [LANGEVIN_BATCH, dim]), &device);
+        let cfg = LangevinConfig::new(STEPS, 1e-3, Schedule::Constant { eps: 0.1 });
+        let kernel = model
+            .host_kernel()
+            .expect("f32 flex model has a fused kernel");
+        if dump {
+            dump_mlp(&model, dim, &mut blob, &mut man);
+            let (mut e, mut g) = (vec![0.0; LANGEVIN_BATCH], vec![0.0; x.len()]);
+            kernel.energy_and_grad(&x, &mut e, &mut g);
+            put(
+                &mut blob,
+                &mut man,
+                &format!("mlp{dim}.x"),
+                &x,
+                &[LANGEVIN_BATCH, dim],
+            );
+            put(
+                &mut blob,
+                &mut man,
+                &format!("mlp{dim}.energy"),
+                &e,
+                &[LANGEVIN_BATCH],
+            );
+            put(
+                &mut blob,
+                &mut man,
+                &format!("mlp{dim}.grad"),
+                &g,
+                &[LANGEVIN_BATCH, dim],
+            );
+        }
+        let per_step = |ms: f64| ms / STEPS as f64;
+        let fused = time_ms(REPS, || {
+            sample(&model, &[], x0.clone(), &cfg, 1).expect("fused Langevin");
+        });
+        let burn = time_ms(REPS, || {
+            sample(&TensorPath(&model), &[], x0.clone(), &cfg, 1).expect("burn Langevin");
+        });
+        times.insert(
+            format!("langevin_step/mlp_d{dim}_b{LANGEVIN_BATCH}"),
+            json!({"fused": per_step(fused), "burn": per_step(burn)}),
+        );
+        eprintln!(
+            "langevin d{dim}: fused {:.3} ms, burn {:.3} ms per step",
+            per_step(fused),
+            per_step(burn)
+        );
+    }
+
+    // OT coupling cost + assignment, batch 128, D 4740.
+    let a = normal(OT_BATCH * OT_DIM, &mut rng);
+    let b: Vec<f32> = normal(OT_BATCH * OT_DIM, &mut rng)
+        .iter()
+        .map(|v| v + 0.5)
+        .collect();
+    if dump {
+        put(&mut blob, &mut man, "ot.x0", &a, &[OT_BATCH, OT_DIM]);
+        put(&mut blob, &mut man, "ot.x1", &b, &[OT_BATCH, OT_DIM]);
+        let c: Vec<f32> = ot::sq_cost(&a, &b, OT_DIM)
+            .iter()
+            .map(|&v| v as f32)
+            .collect();
+        put(&mut blob, &mut man, "ot.cost", &c, &[OT_BATCH, OT_BATCH]);
+    }
+    let cost = time_ms(REPS, || drop(ot::sq_cost(&a, &b, OT_DIM)));
+    let cost_ref = time_ms(REPS, || drop(ot::sq_cost_reference(&a, &b, OT_DIM)));
+    let couple = time_ms(REPS, || {
+        ot::assignment(&ot::sq_cost(&a, &b, OT_DIM), OT_BATCH).expect("assignment");
+    });
+    times.insert(
+        format!("ot_cost/b{OT_BATCH}_d{OT_DIM}"),
+        json!({"fused": cost, "burn": cost_ref}),
+    );
+    times.insert(
+        format!("ot_couple/b{OT_BATCH}_d{OT_DIM}"),
+        json!({"fused": couple}),
+    );
+    eprintln!(
+        "ot: cost {cost:.3} ms (scalar f64 {cost_ref:.3} ms), cost + assignment {couple:.3} ms"
+    );
+
+    // GGS CNN forward + input gradient, batch 256, relaxed inputs.
+    let cnn: Cnn = CnnConfig::new().init(7, &device);
+    if dump {
+        let w = cnn.weights();
+        put(
+            &mut blob,
+            &mut man,
+            "cnn.encoder.weight",
+            &w.encoder_weight,
+            &[256, 20, 5],
+        );
+        put(
+            &mut blob,
+            &mut man,
+            "cnn.encoder.bias",
+            &w.encoder_bias,
+            &[256],
+        );
+        put(
+            &mut blob,
+            &mut man,
+            "cnn.embedding.weight",
+            &w.embedding_weight,
+            &[512, 256],
+        );
+        put(
+            &mut blob,
+            &mut man,
+            "cnn.embedding.bias",
+            &w.embedding_bias,
+            &[512],
+        );
+        put(
+            &mut blob,
+            &mut man,
+            "cnn.decoder.weight",
+            &w.decoder_weight,
+            &[1, 512],
+        );
+        put(
+            &mut blob,
+            &mut man,
+            "cnn.decoder.bias",
+            &[w.decoder_bias],
+            &[1],
+        );
+    }
+    for len in CNN_LENGTHS {
+        // softmax of Gaussian logits: a relaxed one-hot like guidance's input.
+        let mut x = normal(CNN_BATCH * len * 20, &mut rng);
+        for pos in x.chunks_exact_mut(20) {
+            let m = pos.iter().copied().fold(f32::MIN, f32::max);
+            let z: f32 = pos
+                .iter_mut()
+                .map(|v| {
+                    *v = (2.0 * (*v - m)).exp();
+                    *v
+                })
+                .sum();
+            pos.iter_mut().for_each(|v| *v /= z);
+        }
+        let xt = Tensor::<3>::from_data(TensorData::new(x.clone(), [CNN_BATCH, len, 20]), &device);
+        if dump {
+            let (s, g) = FusedCnn::of(&cnn)
+                .expect("f32 flex CNN folds")
+                .score_and_grad(&x, len);
+            put(
+                &mut blob,
+                &mut man,
+                &format!("cnn{len}.x"),
+                &x,
+                &[CNN_BATCH, len, 20],
+            );
+            put(
+                &mut blob,
+                &mut man,
+                &format!("cnn{len}.score"),
+                &s,
+                &[CNN_BATCH],
+            );
+            put(
+                &mut blob,
+                &mut man,
+                &format!("cnn{len}.grad"),
+                &g,
+                &[CNN_BATCH, len, 20],
+            );
+        }
+        let fused = time_ms(REPS, || drop(cnn.input_gradient(xt.clone())));
+        let burn = time_ms(REPS, || {
+            let model = cnn.clone().train().no_grad();
+            let xa = xt.clone().autodiff().require_grad();
+            let grads = model.forward(xa.clone()).sum().backward();
+            drop(xa.grad(&grads));
+        });
+        times.insert(
+            format!("cnn_fwd_grad/b{CNN_BATCH}_l{len}"),
+            json!({"fused": fused, "burn": burn}),
+        );
+        eprintln!("cnn L{len}: fused {fused:.3} ms, burn {burn:.3} ms");
+    }
+
+    if dump {
+        fs::write(out.join("weights.bin"), &blob).expect("write weights.bin");
+        let m = serde_json::to_string_pretty(&man).expect("manifest");
+        fs::write(out.join("manifest.json"), m).expect("write manifest.json");
+    }
+    let report = json!({ "round": round, "threads": rayon::current_num_threads(), "ms": times });
+    let path = out.join(format!("rust_{round}.json"));
+    fs::write(&path, serde_json::to_string_pretty(&report).expect("json")).expect("write report");
+    eprintln!("wrote {}", path.display());
+}
