@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use burn::prelude::*;
 use em_core::langevin::{LangevinConfig, sample};
-use em_core::nn::{MlpPotential, MlpPotentialConfig};
+use em_core::nn::{MlpPotential, MlpPotentialConfig, SeqConvPotentialConfig, SeqReadout};
 use em_core::ot;
 use em_core::potential::Potential;
 use em_core::schedule::Schedule;
@@ -37,8 +37,8 @@ const STEPS: usize = 5;
 const REPS: usize = 5;
 
 /// The same potential with the fused kernel hidden: burn's tensor path.
-struct TensorPath<'a>(&'a MlpPotential);
-impl Potential for TensorPath<'_> {
+struct TensorPath<'a, P>(&'a P);
+impl<P: Potential> Potential for TensorPath<'_, P> {
     fn dim(&self) -> usize {
         self.0.dim()
     }
@@ -199,6 +199,31 @@ fn main() {
             per_step(fused),
             per_step(burn)
         );
+    }
+
+    // Langevin step on the protein SeqConv energy of gfp.toml's [energy] (32 channels, kernel
+    // 5, 2 blocks, head 64, SiLU, flatten readout), batch 512, L 28 / 237 (Rust only).
+    for len in CNN_LENGTHS {
+        device.seed(len as u64);
+        let model = SeqConvPotentialConfig::new(len, 20)
+            .with_hidden_channels(32)
+            .with_blocks(2)
+            .with_readout(SeqReadout::Flatten)
+            .init(&device);
+        let x: Vec<f32> = normal(LANGEVIN_BATCH * len * 20, &mut rng);
+        let x0 = Tensor::<2>::from_data(TensorData::new(x, [LANGEVIN_BATCH, len * 20]), &device);
+        let cfg = LangevinConfig::new(STEPS, 1e-3, Schedule::Constant { eps: 0.1 });
+        let fused = time_ms(REPS, || {
+            sample(&model, &[], x0.clone(), &cfg, 1).expect("fused Langevin");
+        }) / STEPS as f64;
+        let burn = time_ms(REPS, || {
+            sample(&TensorPath(&model), &[], x0.clone(), &cfg, 1).expect("burn Langevin");
+        }) / STEPS as f64;
+        times.insert(
+            format!("langevin_step/seqconv_l{len}_b{LANGEVIN_BATCH}"),
+            json!({"fused": fused, "burn": burn}),
+        );
+        eprintln!("langevin seqconv L{len}: fused {fused:.3} ms, burn {burn:.3} ms per step");
     }
 
     // OT coupling cost + assignment, batch 128, D 4740.

@@ -27,6 +27,7 @@ pub fn sample(
     let mut x = host_values(x0);
     let mut g = vec![0.0f32; b * d];
     let mut energy = vec![0.0f32; b];
+    let mut noise = vec![0.0f32; b * d];
     let to_tensor =
         |v: &[f32]| Tensor::<2>::from_data(TensorData::new(v.to_vec(), [b, d]), &device);
     let mut trajectory = Vec::new();
@@ -34,7 +35,20 @@ pub fn sample(
     for k in 0..cfg.steps {
         let t = cfg.t0 + k as f64 * cfg.dt;
         let eps = cfg.schedule.eps(t);
-        kernel.energy_and_grad(&x, &mut energy, &mut g);
+        // The noise does not depend on x: draw it (same stream, same order) on another core
+        // while the gradient runs, so the serial RNG is no longer a serial section.
+        let noise_scale = (2.0 * eps * cfg.dt).sqrt();
+        let draw = noise_scale > 0.0;
+        rayon::join(
+            || kernel.energy_and_grad(&x, &mut energy, &mut g),
+            || {
+                if draw {
+                    noise
+                        .iter_mut()
+                        .for_each(|v| *v = rng.sample::<f32, _>(StandardNormal));
+                }
+            },
+        );
         if !extra_terms.is_empty() {
             let xt = to_tensor(&x);
             for term in extra_terms {
@@ -43,12 +57,9 @@ pub fn sample(
             }
         }
         x.iter_mut().zip(&g).for_each(|(xv, &gv)| *xv -= gv * dt);
-        let noise_scale = (2.0 * eps * cfg.dt).sqrt();
-        if noise_scale > 0.0 {
+        if draw {
             let s = noise_scale as f32;
-            for xv in x.iter_mut() {
-                *xv += rng.sample::<f32, _>(StandardNormal) * s;
-            }
+            x.iter_mut().zip(&noise).for_each(|(xv, &n)| *xv += n * s);
         }
         if let Some((lo, hi)) = cfg.clamp {
             let (lo, hi) = (lo as f32, hi as f32);

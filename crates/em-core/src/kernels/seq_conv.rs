@@ -170,9 +170,8 @@ impl FusedSeqConv {
         if let Some(ws) = self.pool.lock().ok().and_then(|mut p| p.pop()) {
             return ws;
         }
-        let rows = self.length + 2 * self.pad();
+        let rows = SAMPLE_CHUNK * (self.length + 2 * self.pad());
         let hid = self.input.c_out;
-        let n = self.length * hid;
         Workspace {
             x: vec![0.0; rows * self.channels],
             h: vec![0.0; rows * hid],
@@ -180,126 +179,158 @@ impl FusedSeqConv {
             g: vec![0.0; rows * hid],
             t: vec![0.0; rows * hid],
             gx: vec![0.0; rows * self.channels],
-            slopes: vec![vec![0.0; n]; self.blocks.len() + 2],
+            slopes: vec![vec![0.0; rows * hid]; self.blocks.len() + 2],
             pooled: vec![0.0; self.l1.d_in],
             head_pre: vec![0.0; self.l1.d_out],
             head_slope: vec![0.0; self.l1.d_out],
         }
     }
 
-    /// Energy and input gradient `[length * channels]` of one sample.
-    fn sample(&self, x: &[f32], grad: &mut [f32], ws: &mut Workspace) -> f32 {
+    /// Rows of sample `s`'s interior in a stacked buffer with `c` columns.
+    fn interior(&self, s: usize, c: usize) -> std::ops::Range<usize> {
+        let (p, len) = (self.pad(), self.length);
+        let start = s * (len + 2 * p) + p;
+        start * c..(start + len) * c
+    }
+
+    /// Zeroes the `p` pad rows on both sides of each of `samples` stacked samples.
+    fn zero_pads(&self, buf: &mut [f32], c: usize, samples: usize) {
+        let (p, len) = (self.pad(), self.length);
+        for s in 0..samples {
+            let base = s * (len + 2 * p);
+            buf[base * c..(base + p) * c].fill(0.0);
+            buf[(base + p + len) * c..(base + 2 * p + len) * c].fill(0.0);
+        }
+    }
+
+    /// Energies and input gradients of the samples in `x`, stacked with their zero padding
+    /// so that each convolution is one GEMM over the whole chunk (windows that straddle two
+    /// samples land on pad rows and are zeroed).
+    fn chunk(&self, x: &[f32], energy: &mut [f32], grad: &mut [f32], ws: &mut Workspace) {
         let (len, hid, ch) = (self.length, self.input.c_out, self.channels);
         let p = self.pad();
-        let n = len * hid;
-        let inner = p * hid..p * hid + n;
-        ws.x[p * ch..(p + len) * ch].copy_from_slice(x);
-        self.input.forward(&ws.x, len, 0.0, &mut ws.h);
+        let samples = energy.len();
+        let rows = samples * (len + 2 * p);
+        let windows = rows - 2 * p;
+        let (nh, nc) = (rows * hid, rows * ch);
+        for (s, xs) in x.chunks_exact(len * ch).enumerate() {
+            ws.x[self.interior(s, ch)].copy_from_slice(xs);
+        }
+        self.zero_pads(&mut ws.x[..nc], ch, samples);
+        self.input
+            .forward(&ws.x[..nc], windows, 0.0, &mut ws.h[..nh]);
         bias_act(
             self.act,
-            &mut ws.h[inner.clone()],
+            &mut ws.h[..nh],
             &self.input.b,
-            &mut ws.slopes[0],
+            &mut ws.slopes[0][..nh],
         );
+        self.zero_pads(&mut ws.h[..nh], hid, samples);
         for (i, (c1, c2)) in self.blocks.iter().enumerate() {
-            c1.forward(&ws.h, len, 0.0, &mut ws.a);
+            c1.forward(&ws.h[..nh], windows, 0.0, &mut ws.a[..nh]);
             bias_act(
                 self.act,
-                &mut ws.a[inner.clone()],
+                &mut ws.a[..nh],
                 &c1.b,
-                &mut ws.slopes[i + 1],
+                &mut ws.slopes[i + 1][..nh],
             );
-            c2.forward(&ws.a, len, 1.0, &mut ws.h);
-            for row in ws.h[inner.clone()].chunks_exact_mut(hid) {
+            self.zero_pads(&mut ws.a[..nh], hid, samples);
+            c2.forward(&ws.a[..nh], windows, 1.0, &mut ws.h[..nh]);
+            for row in ws.h[..nh].chunks_exact_mut(hid) {
                 row.iter_mut().zip(&c2.b).for_each(|(v, &b)| *v += b);
             }
+            self.zero_pads(&mut ws.h[..nh], hid, samples);
         }
-        // Readout input act(h) (into `a`, whose pad rows stay zero), then the head.
+        // Readout input act(h) into `a`, then per sample the head and its backward.
         let last = self.blocks.len() + 1;
-        ws.a[inner.clone()].copy_from_slice(&ws.h[inner.clone()]);
+        ws.a[..nh].copy_from_slice(&ws.h[..nh]);
         bias_act(
             self.act,
-            &mut ws.a[inner.clone()],
+            &mut ws.a[..nh],
             &vec![0.0; hid],
-            &mut ws.slopes[last],
+            &mut ws.slopes[last][..nh],
         );
-        let feats = &ws.a[inner.clone()];
-        match self.readout {
-            SeqReadout::Mean => {
-                ws.pooled.fill(0.0);
-                for row in feats.chunks_exact(hid) {
-                    ws.pooled.iter_mut().zip(row).for_each(|(s, &v)| *s += v);
-                }
-                ws.pooled.iter_mut().for_each(|s| *s /= len as f32);
-            }
-            SeqReadout::Flatten => ws.pooled.copy_from_slice(feats),
-        }
         let hh = self.l1.d_out;
-        gemm(
-            1,
-            hh,
-            self.l1.d_in,
-            1.0,
-            &ws.pooled,
-            Op::N,
-            &self.l1.w,
-            Op::N,
-            0.0,
-            &mut ws.head_pre,
-        );
-        bias_act(self.act, &mut ws.head_pre, &self.l1.b, &mut ws.head_slope);
-        let v: f32 = ws.head_pre.iter().zip(&self.l2_w).map(|(a, b)| a * b).sum();
-        // Backward: head, readout, then the blocks in reverse, then the input conv.
-        ws.head_slope
-            .iter_mut()
-            .zip(&self.l2_w)
-            .for_each(|(s, &w)| *s *= w);
-        gemm(
-            1,
-            self.l1.d_in,
-            hh,
-            1.0,
-            &ws.head_slope,
-            Op::N,
-            &self.l1.wt,
-            Op::N,
-            0.0,
-            &mut ws.pooled,
-        );
-        let g = &mut ws.g[inner.clone()];
-        match self.readout {
-            SeqReadout::Mean => {
-                for row in g.chunks_exact_mut(hid) {
-                    row.iter_mut()
-                        .zip(&ws.pooled)
-                        .for_each(|(d, &s)| *d = s / len as f32);
+        for (s, e) in energy.iter_mut().enumerate() {
+            let feats = &ws.a[self.interior(s, hid)];
+            match self.readout {
+                SeqReadout::Mean => {
+                    ws.pooled.fill(0.0);
+                    for row in feats.chunks_exact(hid) {
+                        ws.pooled.iter_mut().zip(row).for_each(|(a, &v)| *a += v);
+                    }
+                    ws.pooled.iter_mut().for_each(|a| *a /= len as f32);
                 }
+                SeqReadout::Flatten => ws.pooled.copy_from_slice(feats),
             }
-            SeqReadout::Flatten => g.copy_from_slice(&ws.pooled),
+            let d_in = self.l1.d_in;
+            gemm(
+                1,
+                hh,
+                d_in,
+                1.0,
+                &ws.pooled,
+                Op::N,
+                &self.l1.w,
+                Op::N,
+                0.0,
+                &mut ws.head_pre,
+            );
+            bias_act(self.act, &mut ws.head_pre, &self.l1.b, &mut ws.head_slope);
+            let v: f32 = ws.head_pre.iter().zip(&self.l2_w).map(|(a, b)| a * b).sum();
+            let xs = &x[s * len * ch..(s + 1) * len * ch];
+            let sq: f32 = xs.iter().map(|v| v * v).sum();
+            *e = v + self.l2_b + 0.5 * self.alpha * sq;
+            ws.head_slope
+                .iter_mut()
+                .zip(&self.l2_w)
+                .for_each(|(a, &w)| *a *= w);
+            gemm(
+                1,
+                d_in,
+                hh,
+                1.0,
+                &ws.head_slope,
+                Op::N,
+                &self.l1.wt,
+                Op::N,
+                0.0,
+                &mut ws.pooled,
+            );
+            let g = &mut ws.g[self.interior(s, hid)];
+            match self.readout {
+                SeqReadout::Mean => {
+                    for row in g.chunks_exact_mut(hid) {
+                        row.iter_mut()
+                            .zip(&ws.pooled)
+                            .for_each(|(d, &a)| *d = a / len as f32);
+                    }
+                }
+                SeqReadout::Flatten => g.copy_from_slice(&ws.pooled),
+            }
         }
-        g.iter_mut()
-            .zip(&ws.slopes[last])
-            .for_each(|(d, &s)| *d *= s);
+        self.zero_pads(&mut ws.g[..nh], hid, samples);
+        let mul = |v: &mut [f32], s: &[f32]| v.iter_mut().zip(s).for_each(|(d, &a)| *d *= a);
+        mul(&mut ws.g[..nh], &ws.slopes[last][..nh]);
         for (i, (c1, c2)) in self.blocks.iter().enumerate().rev() {
-            c2.backward(&ws.g, len, 0.0, &mut ws.t);
-            let t = &mut ws.t[inner.clone()];
-            t.iter_mut()
-                .zip(&ws.slopes[i + 1])
-                .for_each(|(d, &s)| *d *= s);
-            c1.backward(&ws.t, len, 1.0, &mut ws.g);
+            c2.backward(&ws.g[..nh], windows, 0.0, &mut ws.t[..nh]);
+            self.zero_pads(&mut ws.t[..nh], hid, samples);
+            mul(&mut ws.t[..nh], &ws.slopes[i + 1][..nh]);
+            c1.backward(&ws.t[..nh], windows, 1.0, &mut ws.g[..nh]);
+            self.zero_pads(&mut ws.g[..nh], hid, samples);
         }
-        let g = &mut ws.g[inner.clone()];
-        g.iter_mut().zip(&ws.slopes[0]).for_each(|(d, &s)| *d *= s);
-        self.input.backward(&ws.g, len, 0.0, &mut ws.gx);
-        grad.copy_from_slice(&ws.gx[p * ch..(p + len) * ch]);
-        let mut sq = 0.0;
-        if self.alpha != 0.0 {
-            for (gv, &xv) in grad.iter_mut().zip(x) {
-                *gv += self.alpha * xv;
-                sq += xv * xv;
+        mul(&mut ws.g[..nh], &ws.slopes[0][..nh]);
+        self.input
+            .backward(&ws.g[..nh], windows, 0.0, &mut ws.gx[..nc]);
+        for (s, gs) in grad.chunks_exact_mut(len * ch).enumerate() {
+            gs.copy_from_slice(&ws.gx[self.interior(s, ch)]);
+            if self.alpha != 0.0 {
+                let xs = &x[s * len * ch..(s + 1) * len * ch];
+                gs.iter_mut()
+                    .zip(xs)
+                    .for_each(|(g, &v)| *g += self.alpha * v);
             }
         }
-        v + self.l2_b + 0.5 * self.alpha * sq
     }
 }
 
@@ -319,9 +350,7 @@ impl HostPotential for FusedSeqConv {
             .zip(grad.par_chunks_mut(SAMPLE_CHUNK * dim))
             .for_each(|((xc, ec), gc)| {
                 let mut ws = self.workspace();
-                for ((xs, e), gs) in xc.chunks_exact(dim).zip(ec).zip(gc.chunks_exact_mut(dim)) {
-                    *e = self.sample(xs, gs, &mut ws);
-                }
+                self.chunk(xc, ec, gc, &mut ws);
                 if let Ok(mut p) = self.pool.lock() {
                     p.push(ws);
                 }
