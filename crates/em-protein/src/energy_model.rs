@@ -282,6 +282,7 @@ mod tests {
                 flow_steps: 2,
                 batch_size: 4,
                 neg_steps: 2,
+                allow_short_negatives: true, // a plumbing test, not a model
                 lr_warmup_steps: 1,
                 checkpoint_every: 0,
                 ema_decay: 0.5,

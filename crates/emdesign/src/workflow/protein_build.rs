@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use anyhow::Result;
+use em_core::loss::NegativeInit;
 use em_core::train::ema_decay_for_steps;
 use em_protein::benchmark::Difficulty;
 use em_protein::datasets::Task;
@@ -20,7 +21,11 @@ use super::protein::{
 use super::raw_protein::RawProtein;
 use super::toy2d::{Train, check_train};
 
-/// The trainer defaults for proteins (paper: eps_max 0.1, lambda_cd 1e-4).
+/// The trainer defaults for proteins. From the paper / official protein code
+/// (m1balcerak/EnergyMatching `experiments/proteins/config.py`, `train_proteins.py`):
+/// lambda_cd 1e-4, eps_max 0.1, tau_star 0.9 (`time_cutoff`), negatives 200 x 0.01
+/// (`n_gibbs`, `dt_gibbs`; paper App. D, AAV), all chains from data (`negatives = "data"`),
+/// batch 128. Ours (CPU budget): steps, warm-up, lr, EMA, checkpoint period.
 const PROTEIN_TRAIN: Train = Train {
     steps: 3000,
     warmup_steps: 2000,
@@ -28,9 +33,11 @@ const PROTEIN_TRAIN: Train = Train {
     lr: 1e-3,
     lambda_cd: 1e-4,
     eps_max: 0.1,
-    tau_star: 0.5,
-    langevin_steps: 50,
+    tau_star: 0.9,
+    langevin_steps: 200,
     langevin_dt: 0.01,
+    negatives: NegativeInit::Data,
+    allow_short_negatives: false,
     ema_decay: 0.999,
     checkpoint_every: 250,
 };
