@@ -235,7 +235,10 @@ fn clean_removes_the_run_dir_and_nothing_else() {
     let err = TestCommand::new(&dir)
         .args(["clean", "toy2d-tiny.toml"])
         .assert_err();
-    assert_contains(&err, &["no resolved.toml", "not removing"]);
+    assert_contains(
+        &err,
+        &["not an emdesign run directory", "not removing anything"],
+    );
     assert!(dir.join("run/precious.txt").is_file());
 }
 

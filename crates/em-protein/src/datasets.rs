@@ -398,7 +398,8 @@ pub fn fetch(data_dir: &Path, task: Task) -> Result<PathBuf> {
         .call()
         .map_err(|e| download(e.to_string()))?;
     let mut reader = response.into_body().into_reader();
-    let tmp = tempfile::NamedTempFile::new_in(&folder).map_err(|e| Error::io(&folder, e))?;
+    let name = dest.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = crate::io::temp_file_for(&folder, &name).map_err(|e| Error::io(&folder, e))?;
     std::io::copy(&mut reader, &mut tmp.as_file()).map_err(|e| download(e.to_string()))?;
     verify_sha256(tmp.path(), expected_sha256(&rel).unwrap_or_default())?;
     tmp.persist(&dest).map_err(|e| Error::io(&dest, e.error))?;

@@ -222,7 +222,9 @@ pub fn save_potential(
     };
     let io = |e: std::io::Error| DesignError::potential_file(path, "cannot write".into(), Some(e));
     fs::create_dir_all(dir).map_err(io)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
+    let mut tmp =
+        crate::io::temp_file_for(dir, &path.file_name().unwrap_or_default().to_string_lossy())
+            .map_err(io)?;
     tmp.write_all(MAGIC).map_err(io)?;
     tmp.write_all(&(header.len() as u64).to_le_bytes())
         .map_err(io)?;

@@ -1,13 +1,15 @@
-//! Protein stage `report`: `designs.fasta` + `designs.csv` (every design with predictor score,
+//! Protein stage `report`: `designs.fasta` (main method, distinct, ranked; ablation in its
+//! own file, see `protein_fasta`) + `designs.csv` (every design with predictor score,
 //! normalised oracle fitness, edits from the nearest training sequence, seed, interaction),
 //! `report.md` + `report.json` (per seed, mean (std), published rows, ablation, stage times)
 //! and the two PNG plots.
 
 use anyhow::Result;
-use em_protein::io::{Annotated, csv::write_csv, fasta::write_fasta};
+use em_protein::io::{Annotated, csv::write_csv};
 
 use super::cache::read_record;
 use super::protein_evaluate::{Evaluation, Summary};
+use super::protein_fasta;
 use super::protein_files::{Batch, batch_file, read_json, read_split, write_json};
 use super::published::{self, Published};
 use super::{Outcome, Stage, StageCtx};
@@ -50,11 +52,11 @@ impl Stage for ProteinReportStage {
         let split = read_split(ctx.input("data")?)?;
         let eval: Evaluation = read_json(&ctx.input("evaluate")?.join("evaluation.json"))?;
         let design_dir = ctx.input("design")?;
-        let mut records = Vec::new();
+        let mut designs = Vec::new();
         for be in &eval.batches {
             let b: Batch = read_json(&design_dir.join(batch_file(be.seed, &be.interaction)))?;
             for (i, s) in b.parsed()?.into_iter().enumerate() {
-                records.push(Annotated {
+                let record = Annotated {
                     id: format!("s{}_{}_{:04}", b.seed, b.interaction, i + 1),
                     sequence: s,
                     fields: vec![
@@ -64,13 +66,19 @@ impl Stage for ProteinReportStage {
                         ("seed".into(), b.seed.to_string()),
                         ("interaction".into(), b.interaction.clone()),
                     ],
+                };
+                designs.push(protein_fasta::Scored {
+                    record,
+                    predictor: b.predictor_scores[i],
+                    interaction: b.interaction.clone(),
                 });
             }
         }
-        write_fasta(&ctx.out.join("designs.fasta"), &records)?;
-        write_csv(&ctx.out.join("designs.csv"), &records)?;
-
         let main = self.design.variants()[0].1.clone();
+        let records: Vec<Annotated> = designs.iter().map(|d| d.record.clone()).collect();
+        write_csv(&ctx.out.join("designs.csv"), &records)?;
+        let (n_main, n_ablation) = protein_fasta::write_fastas(ctx.out, &designs, &main)?;
+
         let main_fitness: Vec<f64> = eval
             .batches
             .iter()
@@ -116,13 +124,15 @@ impl Stage for ProteinReportStage {
         write_json(&ctx.out.join("report.json"), &json)?;
         let md = markdown(self, &split, &eval, &main, &rows, &stages, training_median);
         write_atomic(&ctx.out.join("report.md"), md.as_bytes())?;
-        let mut headline = vec![("designs".into(), records.len().to_string())];
+        let mut headline = vec![("designs".into(), n_main.to_string())];
         if let Some(s) = eval.summary.get(&main) {
             headline.push(("fitness".into(), format!("{:.3}", s.fitness.mean)));
         }
         Ok(Outcome {
             headline,
-            metrics: serde_json::json!({ "designs": records.len() }),
+            metrics: serde_json::json!({
+                "designs": records.len(), "distinct_main": n_main, "distinct_ablation": n_ablation,
+            }),
         })
     }
 }
@@ -152,12 +162,16 @@ fn markdown(
     use std::fmt::Write as _;
     let d = &st.design;
     let mut s = format!(
-        "# {} ({} {}, seed {})\n\nTraining split: {} of {} sequences; {} seeds x {} samples, \
+        "# {} ({} {}, design seeds {})\n\nTraining split: {} of {} sequences; {} seeds x {} samples, \
          top {} by the predictor; interaction `{main}` (sigma_w {}), zeta {}, t_end {}.\n\n",
         st.header.name,
         split.task,
         split.difficulty,
-        st.header.seed,
+        d.seeds
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
         split.n_train,
         split.n_ground_truth,
         d.seeds.len(),
@@ -207,5 +221,6 @@ fn markdown(
          training split (blue), as fractions.\n- `fitness_vs_diversity.png`: one point per seed, \
          x = diversity, y = fitness; red with interaction, blue without.\n",
     );
+    s.push_str(protein_fasta::FILES_SECTION);
     s
 }

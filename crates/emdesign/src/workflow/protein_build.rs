@@ -220,7 +220,20 @@ pub(crate) fn build(src: &Source, run_dir: Option<&Path>) -> Result<Plan> {
                     "needs at least one seed, each >= 0",
                 ));
             }
-            v.get_ref().iter().map(|&x| x as u64).collect()
+            let seeds: Vec<u64> = v.get_ref().iter().map(|&x| x as u64).collect();
+            // Repeated seeds would repeat whole batches (and their design ids).
+            if let Some(d) = seeds
+                .iter()
+                .enumerate()
+                .find(|(i, x)| seeds[..*i].contains(x))
+            {
+                return Err(src.error_at(
+                    v.span(),
+                    "design.seeds",
+                    format!("seed {} is listed twice; each seed must be distinct", d.1),
+                ));
+            }
+            seeds
         }
     };
     let clamp = match &s.clamp {
@@ -240,7 +253,7 @@ pub(crate) fn build(src: &Source, run_dir: Option<&Path>) -> Result<Plan> {
         Some(z) if z.get_ref().is_infinite() && *z.get_ref() > 0.0 => f64::INFINITY,
         z => c.float("design.zeta", z, 0.01, 0.0, 1e6, true)?,
     };
-    let design = Design {
+    let mut design = Design {
         n_samples: c.int("design.n_samples", &s.n_samples, 512, 1, 1_000_000)?,
         seeds,
         dt: c.float("design.dt", &s.dt, 0.01, 0.0, 10.0, true)?,
@@ -297,6 +310,22 @@ pub(crate) fn build(src: &Source, run_dir: Option<&Path>) -> Result<Plan> {
         top_k: c.int("design.top_k", &s.top_k, 128, 1, 1_000_000)?,
         ablation: s.ablation.unwrap_or(true),
     };
+    // Keeping the top k of fewer than k samples keeps them all while reports say "top k".
+    match &s.top_k {
+        None => design.top_k = design.top_k.min(design.n_samples),
+        Some(t) if design.top_k > design.n_samples => {
+            return Err(src.error_at(
+                t.span(),
+                "design.top_k",
+                format!(
+                    "top_k = {} exceeds n_samples = {}: the top k of each seed's samples are kept, \
+                 so top_k must be at most n_samples",
+                    design.top_k, design.n_samples
+                ),
+            ));
+        }
+        Some(_) => {}
+    }
     let evaluate = Evaluate {
         score_training: raw.evaluate.score_training.unwrap_or(true),
     };
