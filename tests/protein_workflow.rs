@@ -136,8 +136,24 @@ fn smoke_runs_end_to_end_and_rerun_is_a_cache_hit() {
             .iter()
             .any(|r| r["method"] == "GGS")
     );
+    // Parameter counts of both networks (issue 14): in the JSON and the markdown.
+    for net in ["energy", "predictor"] {
+        assert!(
+            report["params"][net].as_u64().unwrap_or(0) > 0,
+            "params.{net}"
+        );
+    }
     let md = dir.read("run/report/report.md");
-    assert_contains(&md, &["Ablation", "| GGS (published", "| energy |"]);
+    assert_contains(
+        &md,
+        &[
+            "Ablation",
+            "| GGS (published",
+            "| energy |",
+            "## Model sizes",
+            "| energy model V_theta |",
+        ],
+    );
 
     let again = run(&dir, &data, &[]);
     for stage in STAGES {

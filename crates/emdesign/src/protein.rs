@@ -9,6 +9,7 @@ use anyhow::{Context, Result, bail};
 use burn::prelude::*;
 use em_protein::benchmark::{self, SplitSpec};
 use em_protein::datasets::{self, Checkpoint};
+use em_protein::gfp_splits::{GfpSplit, training_split};
 use em_protein::io::{self, LengthRule, ReadOptions, ScoreRule};
 use em_protein::metrics;
 use em_protein::oracle::GgsCnnOracle;
@@ -328,7 +329,10 @@ pub fn eval(
     }
     let gt = ground_truth(t, Some(&dir))?;
     let (min, max) = gt.score_range().context("empty ground truth")?;
-    let training = benchmark::split(&gt, &SplitSpec::ggs(d)).data;
+    // Novelty against the benchmark's default training split (GGS's own files for GFP).
+    let training = training_split(t, d, GfpSplit::default(), &gt)?
+        .data()
+        .clone();
     let oracle = load_cnn(t.checkpoint(&dir, Checkpoint::Oracle)?)?;
     let scores = score(&oracle, &unique)?;
     let fitness = metrics::fitness(&scores, min, max);

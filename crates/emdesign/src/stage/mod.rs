@@ -138,6 +138,7 @@ fn protein_stages(
             cfg: p.report.clone(),
             design: p.design.clone(),
             header: plan.workflow.clone(),
+            predictor: p.predictor.clone(),
         }),
     ])
 }

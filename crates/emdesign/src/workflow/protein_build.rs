@@ -9,7 +9,8 @@ use em_core::loss::NegativeInit;
 use em_core::train::ema_decay_for_steps;
 use em_protein::benchmark::Difficulty;
 use em_protein::datasets::Task;
-use em_protein::energy_model::EnergyNetConfig;
+use em_protein::energy_model::{EnergyNetConfig, ReadoutName};
+use em_protein::gfp_splits::GfpSplit;
 use em_protein::predictor::TrainPredictorConfig;
 use toml::Spanned;
 
@@ -82,6 +83,26 @@ pub(crate) fn build(src: &Source, run_dir: Option<&Path>) -> Result<Plan> {
         &["medium", "hard"],
     )?;
     let hard = diff == "hard";
+    let gfp_split = if task == "gfp" {
+        let names = GfpSplit::ALL.map(GfpSplit::name);
+        let name = choice(
+            src,
+            "data.gfp_split",
+            &d.gfp_split,
+            GfpSplit::default().name(),
+            &names,
+        )?;
+        GfpSplit::from_name(&name)
+    } else {
+        if let Some(s) = &d.gfp_split {
+            return Err(src.error_at(
+                s.span(),
+                "data.gfp_split",
+                "only used with task = \"gfp\" (the AAV split is always rebuilt: it gives GGS's own)",
+            ));
+        }
+        None
+    };
     let data = ProteinData {
         task: if task == "gfp" { Task::Gfp } else { Task::Aav },
         difficulty: if hard {
@@ -89,6 +110,7 @@ pub(crate) fn build(src: &Source, run_dir: Option<&Path>) -> Result<Plan> {
         } else {
             Difficulty::Medium
         },
+        gfp_split,
     };
 
     let p = &raw.predictor;
@@ -196,8 +218,16 @@ pub(crate) fn build(src: &Source, run_dir: Option<&Path>) -> Result<Plan> {
             src,
             "energy.readout",
             &e.readout,
-            "flatten",
-            &["flatten", "mean"],
+            net.readout.name(),
+            &ReadoutName::ALL.map(ReadoutName::name),
+        )?,
+        output_scale: c.float(
+            "energy.output_scale",
+            &e.output_scale,
+            net.output_scale,
+            0.0,
+            1e9,
+            true,
         )?,
         confinement: c.float("energy.confinement", &e.confinement, 0.0, 0.0, 1e6, false)?,
         train: {
