@@ -782,3 +782,29 @@ fn an_all_fresh_rerun_works_in_a_read_only_run_dir() {
     );
     assert_eq!(out.matches(" fresh ").count(), 4, "{out}");
 }
+
+/// See: issue 20, item 8: without the GGS predictors (which `data fetch` cannot download)
+/// the error sent the user back to `data fetch`; it now offers `source = "train"`.
+#[cfg(unix)]
+#[test]
+fn a_missing_ggs_predictor_offers_training_one() {
+    let Some(data) = data_dir() else { return };
+    let dir = Dir::new();
+    std::fs::create_dir_all(dir.join("data/aav")).unwrap();
+    for f in ["oracle.safetensors", "ground_truth.csv"] {
+        std::os::unix::fs::symlink(data.join("aav").join(f), dir.join("data/aav").join(f)).unwrap();
+    }
+    dir.create("w.toml", &smoke(&[]));
+    let err = emdesign(&dir, Some(&dir.join("data")))
+        .args(["run", "w.toml"])
+        .assert_err();
+    assert_contains(
+        &err,
+        &[
+            "ggs_predictor_hard_smoothed.safetensors: missing",
+            "cannot download (it has no pinned source)",
+            "`[predictor] source = \"train\"`",
+        ],
+    );
+    assert!(!dir.join("run").exists());
+}
