@@ -201,8 +201,8 @@ mod tests {
             "aav-medium: EM/OT-CFM run 191 chains x 170 steps",
             "sigma_W 6.11 (quadratic), 0.1 (kernel)",
             "GWG: temperature 0.03, 64 chains",
-            "gfp-hard: the energy and the OT-CFM field both train 600 steps",
-            "aav-medium: the energy and the OT-CFM field both train 1500 steps",
+            "0.02 (kernel); the energy and the OT-CFM field both train 600 steps",
+            "0.1 (kernel); the energy and the OT-CFM field both train 1500 steps",
             "guidance over t in [0.5, 1.3) at dt 0.01 for both",
             "guidance over t in [0.5, 1.7) at dt 0.01 for both",
         ] {
