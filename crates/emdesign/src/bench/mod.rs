@@ -203,8 +203,8 @@ mod tests {
             "GWG: temperature 0.03, 64 chains",
             "0.02 (kernel); the energy and the OT-CFM field both train 600 steps",
             "0.1 (kernel); the energy and the OT-CFM field both train 1500 steps",
-            "guidance over t in [0.5, 1.3) at dt 0.01 for both",
-            "guidance over t in [0.5, 1.7) at dt 0.01 for both",
+            "guidance over t in [0.9, 1.3) at dt 0.01 for both",
+            "guidance over t in [0.9, 1.7) at dt 0.01 for both",
         ] {
             assert!(note.contains(part), "{part:?} not in {note}");
         }
