@@ -189,7 +189,7 @@ fn protein_commands_without_a_data_dir_say_how_to_set_one() {
 
 #[test]
 fn bad_residue_in_designs_names_file_and_line() {
-    let Some(data) = crate::protein::data_dir() else {
+    let Some(data) = crate::util::data_dir() else {
         return;
     };
     let dir = Dir::new();

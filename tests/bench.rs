@@ -2,7 +2,7 @@
 //! directory is present) with two cheap methods; all outputs written, a rerun reuses every
 //! cell, `--methods` narrows, and gradient methods are n/a on the black-box Ehrlich task.
 
-use crate::protein::data_dir;
+use crate::util::data_dir;
 use crate::util::{Dir, TestCommand, assert_contains};
 
 /// A tiny bench: budget 4000 covers AdaLead's scoring of the 3448 AAV-hard start sequences.

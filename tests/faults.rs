@@ -13,33 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use util::{Dir, TestCommand, assert_contains, fixtures};
-
-/// The data directory, if this machine has one.
-fn data_dir() -> Option<PathBuf> {
-    let shared = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets");
-    let dir = std::env::var_os("EMDESIGN_DATA")
-        .map(PathBuf::from)
-        .unwrap_or(shared);
-    if dir.join("aav/oracle.safetensors").is_file() {
-        Some(dir)
-    } else {
-        eprintln!("skipping: no data directory with aav/oracle.safetensors");
-        None
-    }
-}
-
-/// `workflows/smoke.toml` with its run directory moved to `run`, plus `edits` applied.
-fn smoke(edits: &[(&str, &str)]) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../workflows/smoke.toml");
-    let mut text = std::fs::read_to_string(path).expect("read smoke.toml");
-    text = text.replace("run_dir = \"../runs/smoke\"", "run_dir = \"run\"");
-    for (from, to) in edits {
-        assert!(text.contains(from), "smoke.toml has no `{from}`");
-        text = text.replace(from, to);
-    }
-    text
-}
+use util::{Dir, TestCommand, assert_contains, data_dir, fixtures, smoke};
 
 fn emdesign(dir: &Dir, data: Option<&Path>) -> TestCommand {
     let mut cmd = TestCommand::new(dir);

@@ -2,23 +2,7 @@
 //! split sizes, works on a user's CSV, and `oracle`/`eval` score files when the data
 //! directory (`EMDESIGN_DATA`, or the shared mirror next to the checkout) is present.
 
-use std::path::PathBuf;
-
-use crate::util::{Dir, TestCommand, assert_contains};
-
-/// The data directory, if this machine has one (tests needing it return early otherwise).
-pub fn data_dir() -> Option<PathBuf> {
-    let shared = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets");
-    let dir = std::env::var_os("EMDESIGN_DATA")
-        .map(PathBuf::from)
-        .unwrap_or(shared);
-    if dir.join("aav/oracle.safetensors").is_file() {
-        Some(dir)
-    } else {
-        eprintln!("skipping: no data directory with aav/oracle.safetensors");
-        None
-    }
-}
+use crate::util::{Dir, TestCommand, assert_contains, data_dir};
 
 #[test]
 fn aav_splits_have_the_published_sizes() {

@@ -7,20 +7,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::protein::data_dir;
-use crate::util::{Dir, TestCommand, assert_contains};
-
-/// `workflows/smoke.toml` with its run directory moved to `run`, plus `edits` applied.
-fn smoke(edits: &[(&str, &str)]) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../workflows/smoke.toml");
-    let mut text = std::fs::read_to_string(path).expect("read smoke.toml");
-    text = text.replace("run_dir = \"../runs/smoke\"", "run_dir = \"run\"");
-    for (from, to) in edits {
-        assert!(text.contains(from), "smoke.toml has no `{from}`");
-        text = text.replace(from, to);
-    }
-    text
-}
+use crate::util::{Dir, TestCommand, assert_contains, data_dir, smoke};
 
 fn run(dir: &Dir, data: &Path, extra: &[&str]) -> String {
     TestCommand::new(dir)

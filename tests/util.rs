@@ -5,6 +5,32 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
+/// The data directory, if this machine has one (tests needing it return early otherwise).
+pub fn data_dir() -> Option<PathBuf> {
+    let shared = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets");
+    let dir = std::env::var_os("EMDESIGN_DATA")
+        .map(PathBuf::from)
+        .unwrap_or(shared);
+    if dir.join("aav/oracle.safetensors").is_file() {
+        Some(dir)
+    } else {
+        eprintln!("skipping: no data directory with aav/oracle.safetensors");
+        None
+    }
+}
+
+/// `workflows/smoke.toml` with its run directory moved to `run`, plus `edits` applied.
+pub fn smoke(edits: &[(&str, &str)]) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../workflows/smoke.toml");
+    let mut text = std::fs::read_to_string(path).expect("read smoke.toml");
+    text = text.replace("run_dir = \"../runs/smoke\"", "run_dir = \"run\"");
+    for (from, to) in edits {
+        assert!(text.contains(from), "smoke.toml has no `{from}`");
+        text = text.replace(from, to);
+    }
+    text
+}
+
 /// Directory of the shipped fixtures (`tests/fixtures`).
 pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
