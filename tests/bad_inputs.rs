@@ -54,6 +54,40 @@ fn unknown_field_names_field_and_line() {
     assert_contains(&err, &["w.toml:", "unknown field `reprot`"]);
 }
 
+/// See: issue 14 (negative chains of 5-20 steps of 0.01 were accepted).
+#[test]
+fn short_negative_chains_name_the_field_unless_allowed() {
+    let t = tiny();
+    let short = t.replace(
+        "allow_short_negatives = true   # 5 x 0.01: a plumbing test, not a model\n",
+        "",
+    );
+    assert_ne!(short, t, "fixture has the override line");
+    let err = run_bad(&short);
+    assert_contains(
+        &err,
+        &[
+            &format!(
+                "{}18: field `energy.train.langevin_steps`",
+                at(&t, "langevin_steps")
+            ),
+            "reach t = 0.050 < 1",
+            "energy.train.allow_short_negatives = true",
+        ],
+    );
+    let err = run_bad(&t.replace(
+        "lambda_cd = 0.01",
+        "lambda_cd = 0.01\nnegatives = \"noise\"",
+    ));
+    assert_contains(
+        &err,
+        &[
+            "field `energy.train.negatives`",
+            "expected one of data, data_noise",
+        ],
+    );
+}
+
 #[test]
 fn out_of_range_and_wrong_type_name_field_and_line() {
     let t = tiny();

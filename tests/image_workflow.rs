@@ -90,8 +90,20 @@ fn image_smoke_runs_end_to_end_and_rerun_is_a_cache_hit() {
     assert_eq!(table[0]["nfe"], 4);
     assert_eq!(table[1]["train_steps"], 4);
     assert_eq!(table[0]["n"], 8);
+    // Parameter counts of both models (issue 14); none for the floor.
+    assert!(table[0]["params"].as_u64().unwrap_or(0) > 0, "{table:?}");
+    assert!(table[1]["params"].as_u64().unwrap_or(0) > 0, "{table:?}");
+    assert!(table[2]["params"].is_null(), "{table:?}");
     let md = dir.read("run/report/report.md");
-    assert_contains(&md, &["| EM |", "| OT-CFM |", "| floor (train vs test) |"]);
+    assert_contains(
+        &md,
+        &[
+            "| EM |",
+            "| OT-CFM |",
+            "| floor (train vs test) |",
+            "| parameters |",
+        ],
+    );
 
     let again = TestCommand::new(&dir)
         .args(["run", "image-smoke.toml"])

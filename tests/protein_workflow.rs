@@ -77,6 +77,7 @@ fn smoke_runs_end_to_end_and_rerun_is_a_cache_hit() {
         "design/designs_seed0_none.csv",
         "evaluate/evaluation.json",
         "report/designs.fasta",
+        "report/designs_ablation.fasta",
         "report/designs.csv",
         "report/report.md",
         "report/report.json",
@@ -86,10 +87,12 @@ fn smoke_runs_end_to_end_and_rerun_is_a_cache_hit() {
         assert!(dir.join("run").join(f).is_file(), "missing {f}");
     }
     // FASTA: header `>id predictor=.. oracle=.. edits=.. seed=.. interaction=..`, then
-    // one plain line of the 28 AAV residues; 2 seeds x 2 settings x top 16.
+    // one plain line of the 28 AAV residues; the main method's distinct designs of 2 seeds x
+    // top 16 (the ablation's are in designs_ablation.fasta, see tests/faults.rs).
     let fasta = dir.read("run/report/designs.fasta");
     let lines: Vec<&str> = fasta.lines().collect();
-    assert_eq!(lines.len(), 2 * 64, "{fasta}");
+    assert!(!lines.is_empty() && lines.len() <= 2 * 32, "{fasta}");
+    assert_eq!(dir.read("run/report/designs.csv").lines().count(), 1 + 64);
     for pair in lines.chunks(2) {
         let fields: Vec<&str> = pair[0].split_whitespace().collect();
         assert!(
@@ -118,7 +121,11 @@ fn smoke_runs_end_to_end_and_rerun_is_a_cache_hit() {
                 .all(|b| b"ACDEFGHIKLMNPQRSTVWY".contains(&b))
         );
     }
-    assert!(fasta.contains("interaction=none") && fasta.contains("interaction=quadratic"));
+    assert!(!fasta.contains("interaction=none") && fasta.contains("interaction=quadratic"));
+    assert!(
+        dir.read("run/report/designs_ablation.fasta")
+            .contains("interaction=none")
+    );
     let report: serde_json::Value =
         serde_json::from_str(&dir.read("run/report/report.json")).unwrap();
     assert_eq!(report["per_seed"].as_array().unwrap().len(), 4);
@@ -129,8 +136,24 @@ fn smoke_runs_end_to_end_and_rerun_is_a_cache_hit() {
             .iter()
             .any(|r| r["method"] == "GGS")
     );
+    // Parameter counts of both networks (issue 14): in the JSON and the markdown.
+    for net in ["energy", "predictor"] {
+        assert!(
+            report["params"][net].as_u64().unwrap_or(0) > 0,
+            "params.{net}"
+        );
+    }
     let md = dir.read("run/report/report.md");
-    assert_contains(&md, &["Ablation", "| GGS (published", "| energy |"]);
+    assert_contains(
+        &md,
+        &[
+            "Ablation",
+            "| GGS (published",
+            "| energy |",
+            "## Model sizes",
+            "| energy model V_theta |",
+        ],
+    );
 
     let again = run(&dir, &data, &[]);
     for stage in STAGES {
@@ -142,7 +165,7 @@ fn smoke_runs_end_to_end_and_rerun_is_a_cache_hit() {
     let out = run(&dir, &data, &[]);
     assert_contains(stage_line(&out, "energy"), &["fresh"]);
     assert_contains(stage_line(&out, "design"), &["ran"]);
-    assert_eq!(dir.read("run/report/designs.fasta").lines().count(), 2 * 32);
+    assert_eq!(dir.read("run/report/designs.csv").lines().count(), 1 + 32);
 }
 
 #[test]
@@ -162,18 +185,16 @@ fn same_seed_gives_identical_fasta_and_another_seed_does_not() {
     c.create("w.toml", &smoke(&[("seeds = [0, 1]", "seeds = [0, 2]")]));
     run(&c, &data, &["--quiet"]);
     let (fa, fc) = (
-        a.read("run/report/designs.fasta"),
-        c.read("run/report/designs.fasta"),
+        a.read("run/report/designs.csv"),
+        c.read("run/report/designs.csv"),
     );
     assert_ne!(fa, fc);
-    // Seed 0's batch is shared: its records are identical.
+    // Seed 0's batch is shared: its records (all designs, in designs.csv) are identical.
     let seed0 = |t: &str| -> String {
         t.lines()
+            .filter(|l| l.starts_with("s0_"))
             .collect::<Vec<_>>()
-            .chunks(2)
-            .filter(|p| p[0].contains("seed=0 "))
-            .map(|p| p.join("\n"))
-            .collect()
+            .join("\n")
     };
     assert_eq!(seed0(&fa), seed0(&fc));
 }

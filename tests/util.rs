@@ -99,6 +99,12 @@ impl TestCommand {
         self
     }
 
+    /// Set an environment variable for the run.
+    pub fn env(&mut self, key: &str, value: &str) -> &mut Self {
+        self.cmd.env(key, value);
+        self
+    }
+
     /// Run to completion and return the output, whatever the status.
     pub fn output(&mut self) -> Output {
         self.cmd.output().expect("run emdesign")

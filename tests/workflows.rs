@@ -235,7 +235,10 @@ fn clean_removes_the_run_dir_and_nothing_else() {
     let err = TestCommand::new(&dir)
         .args(["clean", "toy2d-tiny.toml"])
         .assert_err();
-    assert_contains(&err, &["no resolved.toml", "not removing"]);
+    assert_contains(
+        &err,
+        &["not an emdesign run directory", "not removing anything"],
+    );
     assert!(dir.join("run/precious.txt").is_file());
 }
 
@@ -263,5 +266,38 @@ fn an_ema_that_keeps_the_init_is_warned_about_and_a_short_one_is_not() {
         .args(["run", "toy2d-tiny.toml", "--quiet"])
         .output();
     assert!(o.status.success());
-    assert!(!String::from_utf8_lossy(&o.stderr).contains("warning"));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("warning: energy.train.ema_decay"), "{err}");
+}
+
+/// See: issue 14. The fixture's 5 x 0.01 negatives run only under the explicit override, and
+/// the run says so on stderr, in the loss log and in the training summary, which also holds
+/// the contrastive share of the gradient over the CD steps.
+#[test]
+fn short_negatives_allowed_by_override_are_reported() {
+    let dir = Dir::new();
+    dir.fixture("toy2d-tiny.toml");
+    let o = TestCommand::new(&dir)
+        .args(["run", "toy2d-tiny.toml", "--quiet"])
+        .output();
+    assert!(o.status.success());
+    let want = "warning: energy.train.allow_short_negatives = true: negative chains of 5 x 0.01";
+    assert_contains(&String::from_utf8_lossy(&o.stderr), &[want]);
+    let log = dir.read("run/energy/train_log.jsonl");
+    let cd_lines = log
+        .lines()
+        .filter(|l| l.contains("\"phase\":\"cd\""))
+        .count();
+    assert_eq!(cd_lines, 10, "{log}");
+    assert!(
+        log.lines()
+            .any(|l| l.contains("\"warning\"") && l.contains(want))
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(&dir.read("run/energy/train_summary.json")).unwrap();
+    assert_eq!(summary["allow_short_negatives"], true);
+    assert_eq!(summary["negatives"], "data");
+    assert_eq!(summary["cd_share"]["steps"], 10);
+    let share = summary["cd_share"]["median"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&share), "{summary}");
 }

@@ -1,8 +1,11 @@
 //! Training checkpoints: model, EMA and optimizer state (burnpack records, which keep
 //! parameter ids) plus step, RNG state and config as JSON, in one file written atomically.
 //!
-//! Layout: `EMCKPT01`, then four sections each as `u64 little-endian length + bytes`:
-//! metadata JSON, model record, EMA record, optimizer record.
+//! Layout: `EMCKPT02`, then four sections each as `u64 little-endian length + bytes`:
+//! metadata JSON, model record, EMA record, optimizer record; then the SHA-256 of every byte
+//! before it, so a truncated or bit-flipped file is caught on load (files written as
+//! `EMCKPT01`, without the digest, still load). [`latest`] skips checkpoints that do not read
+//! back whole, so a run resumes from the newest good one.
 
 use std::fs;
 use std::io::Write;
@@ -13,10 +16,14 @@ use burn::optim::{ModuleOptimizer, OptimizerRecord};
 use burn::store::ModuleRecord;
 use burn::tensor::Bytes;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 
-const MAGIC: &[u8; 8] = b"EMCKPT01";
+const MAGIC: &[u8; 8] = b"EMCKPT02";
+/// The format before the trailing digest.
+const MAGIC_V1: &[u8; 8] = b"EMCKPT01";
+const DIGEST_LEN: usize = 32;
 const EXT: &str = "emck";
 
 /// Non-tensor state saved beside the weights.
@@ -36,14 +43,28 @@ pub fn file_name(step: u64) -> String {
     format!("ckpt-{step:09}.{EXT}")
 }
 
-/// The checkpoint with the highest step in `dir`, if any (temp files are ignored).
+/// The checkpoint with the highest step in `dir` that reads back whole (magic, section
+/// lengths, digest and metadata check), if any. Temp files are ignored, and so is a corrupt
+/// or truncated checkpoint (a disk that filled up, a copy cut short): the run then resumes
+/// from the previous good one.
 pub fn latest(dir: &Path) -> Result<Option<PathBuf>> {
+    let mut all = checkpoints(dir)?;
+    all.sort();
+    Ok(all
+        .into_iter()
+        .rev()
+        .map(|(_, p)| p)
+        .find(|p| read_sections(p).is_ok()))
+}
+
+/// Every `ckpt-<step>.emck` in `dir` with its step, unordered.
+fn checkpoints(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(io_err(dir, "cannot list checkpoint directory", e)),
     };
-    let mut best: Option<(u64, PathBuf)> = None;
+    let mut all = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|e| io_err(dir, "cannot list checkpoint directory", e))?;
         let name = entry.file_name().to_string_lossy().into_owned();
@@ -54,11 +75,9 @@ pub fn latest(dir: &Path) -> Result<Option<PathBuf>> {
         else {
             continue;
         };
-        if best.as_ref().is_none_or(|(b, _)| step > *b) {
-            best = Some((step, entry.path()));
-        }
+        all.push((step, entry.path()));
     }
-    Ok(best.map(|(_, p)| p))
+    Ok(all)
 }
 
 /// Writes model, EMA and optimizer state with `meta` to `path` atomically: a temp file in the
@@ -97,12 +116,19 @@ pub fn save<M: Module>(
         .unwrap_or_default();
     let tmp = dir.join(format!(".{file_name}.tmp-{}", std::process::id()));
     let write = || -> std::io::Result<()> {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(MAGIC)?;
+        let mut f = std::io::BufWriter::new(fs::File::create(&tmp)?);
+        let mut digest = Sha256::new();
+        let mut put = |f: &mut std::io::BufWriter<fs::File>, bytes: &[u8]| {
+            digest.update(bytes);
+            f.write_all(bytes)
+        };
+        put(&mut f, MAGIC)?;
         for section in [&meta_json[..], &model_b[..], &ema_b[..], &optim_b[..]] {
-            f.write_all(&(section.len() as u64).to_le_bytes())?;
-            f.write_all(section)?;
+            put(&mut f, &(section.len() as u64).to_le_bytes())?;
+            put(&mut f, section)?;
         }
+        f.write_all(&digest.finalize())?;
+        let f = f.into_inner().map_err(|e| e.into_error())?;
         f.sync_all()?;
         fs::rename(&tmp, path)
     };
@@ -121,8 +147,21 @@ struct Sections {
 }
 
 fn read_sections(path: &Path) -> Result<Sections> {
-    let buf = fs::read(path).map_err(|e| io_err(path, "cannot read checkpoint", e))?;
-    if buf.len() < MAGIC.len() || &buf[..MAGIC.len()] != MAGIC {
+    let mut buf = fs::read(path).map_err(|e| io_err(path, "cannot read checkpoint", e))?;
+    let magic = buf.get(..MAGIC.len());
+    if magic == Some(&MAGIC[..]) {
+        if buf.len() < MAGIC.len() + DIGEST_LEN {
+            return Err(Error::checkpoint(path, "truncated (no digest)"));
+        }
+        let body = buf.len() - DIGEST_LEN;
+        if Sha256::digest(&buf[..body])[..] != buf[body..] {
+            return Err(Error::checkpoint(
+                path,
+                "corrupt: its SHA-256 digest does not match (truncated or altered file)",
+            ));
+        }
+        buf.truncate(body);
+    } else if magic != Some(&MAGIC_V1[..]) {
         return Err(Error::checkpoint(
             path,
             "not an em-core checkpoint (bad magic)",
@@ -278,6 +317,53 @@ mod tests {
         assert_eq!(names.len(), 2);
     }
 
+    /// See: issue 20. A derived `ema_decay` (`1 - 10/300` = 0.9666666666666667) read back
+    /// one ulp off (0.9666666666666668) refused every resume after a kill. Metadata floats
+    /// must come back bit for bit (serde_json's `float_roundtrip`).
+    #[test]
+    fn metadata_floats_round_trip_bit_for_bit() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join(file_name(1));
+        let mut values: Vec<f64> = (1..3000u64)
+            .map(|s| crate::train::ema_decay_for_steps(s))
+            .collect();
+        values.extend([
+            1.0 - 10.0 / 300.0,
+            0.1 + 0.2,
+            1e-4,
+            5e-324,
+            1.7976931348623157e308,
+        ]);
+        // A fixed pseudo-random sweep over bit patterns (finite values only).
+        let mut z: u64 = 0x9E37_79B9_7F4A_7C15;
+        while values.len() < 6000 {
+            z = z
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let v = f64::from_bits(z);
+            if v.is_finite() {
+                values.push(v);
+            }
+        }
+        let meta = CheckpointMeta {
+            step: 1,
+            seed: 0,
+            config: serde_json::json!({ "values": values }),
+        };
+        let m = tiny(1, 0.0);
+        save(&p, &m, &m, &AdamConfig::new().init(), &meta).unwrap();
+        let back = read_meta(&p).unwrap();
+        let read: Vec<u64> = back.config["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap().to_bits())
+            .collect();
+        let want: Vec<u64> = values.iter().map(|v| v.to_bits()).collect();
+        assert_eq!(read, want);
+        assert_eq!(back, meta);
+    }
+
     #[test]
     fn corrupt_and_mismatched_are_clear_errors() {
         let dir = tempfile::tempdir().unwrap();
@@ -304,12 +390,49 @@ mod tests {
             .unwrap();
         assert!(e.to_string().contains("does not match"), "{e}");
 
-        let mut bytes = fs::read(&p).unwrap();
+        let good = fs::read(&p).unwrap();
+        let mut bytes = good.clone();
         bytes.truncate(bytes.len() - 10);
         fs::write(&p, bytes).unwrap();
         let e = load(&p, tiny(3, 0.0), tiny(3, 0.0), AdamConfig::new().init())
             .err()
             .unwrap();
-        assert!(e.to_string().contains("truncated"), "{e}");
+        assert!(e.to_string().contains("digest does not match"), "{e}");
+        // One flipped bit anywhere is caught too.
+        let mut bytes = good;
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0x10;
+        fs::write(&p, bytes).unwrap();
+        let e = read_meta(&p).unwrap_err();
+        assert!(e.to_string().contains("digest does not match"), "{e}");
+    }
+
+    /// See: issue 20. A truncated newest checkpoint is skipped: resume uses the previous good
+    /// one instead of failing (or starting over).
+    #[test]
+    fn latest_skips_a_truncated_newest_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = tiny(2, 1.0);
+        for step in [5, 10] {
+            let meta = CheckpointMeta { step, ..meta() };
+            save(
+                &dir.path().join(file_name(step)),
+                &m,
+                &m,
+                &AdamConfig::new().init(),
+                &meta,
+            )
+            .unwrap();
+        }
+        let newest = dir.path().join(file_name(10));
+        assert_eq!(latest(dir.path()).unwrap(), Some(newest.clone()));
+        let bytes = fs::read(&newest).unwrap();
+        fs::write(&newest, &bytes[..bytes.len() / 3]).unwrap();
+        assert_eq!(
+            latest(dir.path()).unwrap(),
+            Some(dir.path().join(file_name(5)))
+        );
+        fs::write(dir.path().join(file_name(5)), b"EMCKPT02").unwrap();
+        assert_eq!(latest(dir.path()).unwrap(), None);
     }
 }

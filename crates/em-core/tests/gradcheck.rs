@@ -8,7 +8,10 @@ use em_core::gradcheck::{
     f64_autodiff_device, f64_device, input_gradient_error, max_relative_error, param_gradient_error,
 };
 use em_core::lid::hessian;
-use em_core::nn::{Activation, ConvPotential2dConfig, MlpPotentialConfig, SeqConvPotentialConfig};
+use em_core::nn::{
+    Activation, ConvPotential2dConfig, ImageReadout, MlpPotentialConfig, SeqConvPotentialConfig,
+    SeqReadout,
+};
 use em_core::potential::Potential;
 
 /// A flow-matching-like loss on the explicit gradient: `mean_b ||-grad_x V(x_b) - u_b||^2`.
@@ -61,6 +64,30 @@ fn composed_potentials_input_gradients_match_finite_differences() {
     let err = input_gradient_error(&img, normal([2, 16], &device), 1e-5);
     eprintln!("ConvPotential2d input-gradient max rel err {err:e}");
     assert!(err < 1e-4, "ConvPotential2d: {err:e}");
+
+    // The per-position summed readouts (position embedding, output scale).
+    let seq = SeqConvPotentialConfig::new(7, 4)
+        .with_hidden_channels(6)
+        .with_kernel(5)
+        .with_blocks(2)
+        .with_head_hidden(8)
+        .with_readout(SeqReadout::PositionSum)
+        .with_output_scale(100.0)
+        .init(&device);
+    let err = input_gradient_error(&seq, normal([3, 28], &device), 1e-5);
+    eprintln!("SeqConvPotential (position sum) input-gradient max rel err {err:e}");
+    assert!(err < 1e-4, "SeqConvPotential position sum: {err:e}");
+
+    let img = ConvPotential2dConfig::new(1, 4, 4)
+        .with_hidden_channels(4)
+        .with_blocks(2)
+        .with_head_hidden(6)
+        .with_readout(ImageReadout::PositionSum)
+        .with_output_scale(100.0)
+        .init(&device);
+    let err = input_gradient_error(&img, normal([2, 16], &device), 1e-5);
+    eprintln!("ConvPotential2d (position sum) input-gradient max rel err {err:e}");
+    assert!(err < 1e-4, "ConvPotential2d position sum: {err:e}");
 }
 
 #[test]
@@ -101,6 +128,33 @@ fn autodiff_through_explicit_gradient_trains_conv_parameters() {
     let err = param_gradient_error(&img, |m| flow_like_loss(m, &x, &u), 1e-5, 6);
     eprintln!("ConvPotential2d d(flow loss)/d(theta) max rel err {err:e}");
     assert!(err < 1e-3, "ConvPotential2d: {err:e}");
+
+    // Position-sum readouts: the embedding is a parameter the input gradient depends on.
+    let seq = SeqConvPotentialConfig::new(5, 3)
+        .with_hidden_channels(4)
+        .with_kernel(3)
+        .with_blocks(1)
+        .with_head_hidden(4)
+        .with_readout(SeqReadout::PositionSum)
+        .with_output_scale(10.0)
+        .init(&device);
+    let (x, u) = (normal([2, 15], &device), normal([2, 15], &device));
+    let err = param_gradient_error(&seq, |m| flow_like_loss(m, &x, &u), 1e-5, 6);
+    eprintln!("SeqConvPotential (position sum) d(flow loss)/d(theta) max rel err {err:e}");
+    assert!(err < 1e-3, "SeqConvPotential position sum: {err:e}");
+
+    let img = ConvPotential2dConfig::new(1, 4, 4)
+        .with_hidden_channels(3)
+        .with_blocks(1)
+        .with_head_hidden(4)
+        .with_activation(Activation::Softplus)
+        .with_readout(ImageReadout::PositionSum)
+        .with_output_scale(10.0)
+        .init(&device);
+    let (x, u) = (normal([2, 16], &device), normal([2, 16], &device));
+    let err = param_gradient_error(&img, |m| flow_like_loss(m, &x, &u), 1e-5, 6);
+    eprintln!("ConvPotential2d (position sum) d(flow loss)/d(theta) max rel err {err:e}");
+    assert!(err < 1e-3, "ConvPotential2d position sum: {err:e}");
 }
 
 #[test]

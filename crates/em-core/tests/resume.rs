@@ -47,6 +47,7 @@ fn config() -> TrainConfig {
         batch_size: 16,
         lambda_cd: 0.1,
         neg_steps: 5,
+        allow_short_negatives: true, // 5 x 0.01: a test of resuming, not of the negatives
         ema_decay: 0.9,
         checkpoint_every: 3,
         seed: 7,

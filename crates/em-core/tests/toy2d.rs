@@ -74,8 +74,10 @@ fn trained_potential_samples_the_target_and_untrained_does_not() {
     let after = score(trainer.model(), eps_max);
     let ema = score(trainer.ema(), eps_max);
     eprintln!("MMD^2 untrained {before:.5}, trained {after:.5}, EMA {ema:.5}");
-    // Measured (seed 5 training, 11 init, 21/22 sampling, 23 target; flex CPU, f32):
-    // untrained 0.13795, trained 0.02528, EMA 0.02167. For scale: 1500 steps gave 0.0220, and
+    // Measured (seed 5 training, 11 init, 21/22 sampling, 23 target; flex CPU, f32), with the
+    // flow loss averaged over coordinates and negatives all from data (issue 14): untrained
+    // 0.13795, trained 0.02515, EMA 0.02159 (with the old sum over coordinates and half the
+    // negatives from noise: 0.02528 / 0.02167). For scale: 1500 steps gave 0.0220, and
     // sampling with eps_max in {0, 0.01, 0.03, 0.1} or 100-300 steps gave 0.021-0.036, so
     // the residual is model error, not sampler noise. Bar: 0.04, 1.6x the trained value and
     // 3.4x below the untrained one.

@@ -153,6 +153,7 @@ mod tests {
             lr_warmup_steps: 1,
             batch_size: 16,
             neg_steps: 2,
+            allow_short_negatives: true, // a plumbing test, not a model
             checkpoint_every: 0,
             ..TrainConfig::default()
         };
@@ -203,6 +204,7 @@ mod tests {
             lr_warmup_steps: 1,
             batch_size: 8,
             neg_steps: 2,
+            allow_short_negatives: true, // a plumbing test, not a model
             checkpoint_every: 0,
             ..TrainConfig::default()
         };

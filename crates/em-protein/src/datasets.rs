@@ -31,7 +31,8 @@ const AAV_GROUND_TRUTH: &[u8] = include_bytes!(concat!(
 ));
 
 /// SHA-256 of every file emdesign reads, by path relative to the data directory (the
-/// `.gz` ground truths are the vendored ones; the rest are the shared mirror's).
+/// `.gz` ground truths and GGS GFP splits are the vendored ones; the rest are the shared
+/// mirror's).
 pub const CHECKSUMS: &[(&str, &str)] = &[
     (
         "gfp/ground_truth.csv.gz",
@@ -40,6 +41,14 @@ pub const CHECKSUMS: &[(&str, &str)] = &[
     (
         "aav/ground_truth.csv.gz",
         "78a069214025512b86dad927ca92b3c48339749beb19e30d494518e0d2a25f43",
+    ),
+    (
+        "gfp/ggs_train_medium.csv.gz",
+        "96622eaa1360e20f68690ae130cf68c6105ddb7b7dc1cf1d118d2ffccaa7b9e5",
+    ),
+    (
+        "gfp/ggs_train_hard.csv.gz",
+        "27651f1aba545cb5a501f2666b0bd792259f54462a84a004a6e6317e70a892e5",
     ),
     (
         "gfp/ground_truth.csv",
@@ -311,7 +320,8 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn verify_bytes(label: &Path, bytes: &[u8], expected: &str) -> Result<()> {
+/// Checks in-memory `bytes` (labelled `label` in errors) against `expected` (hex SHA-256).
+pub(crate) fn verify_bytes(label: &Path, bytes: &[u8], expected: &str) -> Result<()> {
     let found = hex(&Sha256::digest(bytes));
     if found == expected {
         Ok(())
@@ -398,7 +408,8 @@ pub fn fetch(data_dir: &Path, task: Task) -> Result<PathBuf> {
         .call()
         .map_err(|e| download(e.to_string()))?;
     let mut reader = response.into_body().into_reader();
-    let tmp = tempfile::NamedTempFile::new_in(&folder).map_err(|e| Error::io(&folder, e))?;
+    let name = dest.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = crate::io::temp_file_for(&folder, &name).map_err(|e| Error::io(&folder, e))?;
     std::io::copy(&mut reader, &mut tmp.as_file()).map_err(|e| download(e.to_string()))?;
     verify_sha256(tmp.path(), expected_sha256(&rel).unwrap_or_default())?;
     tmp.persist(&dest).map_err(|e| Error::io(&dest, e.error))?;
@@ -421,7 +432,7 @@ mod tests {
             assert_eq!(expected_sha256(file.trim()), Some(sum), "{file}");
             n += 1;
         }
-        assert_eq!(n, 2);
+        assert_eq!(n, 4);
     }
 
     #[test]

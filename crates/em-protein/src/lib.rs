@@ -4,7 +4,7 @@
 //!   sequences; [`io`] reads and writes FASTA, CSV and mutation lists with errors that name
 //!   file, line and column.
 //! - [`benchmark`]: the GGS task splits (GFP/AAV x medium/hard) from the ground truth in
-//!   [`datasets`].
+//!   [`datasets`]; [`gfp_splits`]: GGS's own GFP split files, the GFP default.
 //! - [`cnn`], [`oracle`], [`predictor`]: the GGS CNN fitness model as a burn module, loaded
 //!   from safetensors, differentiable in its one-hot input; training a predictor on a split.
 //! - [`metrics`]: the GGS protocol's fitness, diversity and novelty.
@@ -19,6 +19,7 @@ pub mod edit_distance;
 pub mod ehrlich;
 pub mod energy_model;
 pub mod error;
+pub mod gfp_splits;
 pub mod guidance;
 pub mod io;
 pub mod metrics;

@@ -56,6 +56,7 @@ fn fixture() -> &'static Fixture {
                 lr: 3e-3,
                 lr_warmup_steps: 5,
                 neg_steps: 10,
+                allow_short_negatives: true, // a design-plumbing test on a tiny model
                 ema_decay: 0.8,
                 checkpoint_every: 0,
                 seed: 3,

@@ -134,11 +134,13 @@ pub struct SplitArgs {
     /// Your own `sequence,score` CSV instead of a task's ground truth.
     #[arg(long, value_name = "FILE", requires_all = ["min_edits", "percentiles"], conflicts_with_all = ["task", "difficulty"])]
     pub input: Option<PathBuf>,
-    /// Minimum substitutions from every top-percentile sequence (with `--input`).
-    #[arg(long, value_name = "N")]
+    /// Minimum substitutions from every top-percentile sequence (with `--input`; a task's
+    /// difficulty fixes its own).
+    #[arg(long, value_name = "N", conflicts_with_all = ["task", "difficulty"])]
     pub min_edits: Option<usize>,
-    /// Score percentile window `LO,HI`, inclusive (with `--input`).
-    #[arg(long, value_name = "LO,HI", value_delimiter = ',')]
+    /// Score percentile window `LO,HI`, inclusive (with `--input`; a task's difficulty fixes
+    /// its own).
+    #[arg(long, value_name = "LO,HI", value_delimiter = ',', conflicts_with_all = ["task", "difficulty"])]
     pub percentiles: Option<Vec<f64>>,
     /// Output CSV.
     #[arg(long, value_name = "FILE")]
@@ -191,6 +193,21 @@ mod tests {
         assert!(ok.is_ok(), "{ok:?}");
         let bad = Cli::try_parse_from([
             "emdesign", "data", "split", "--input", "a.csv", "--out", "b.csv",
+        ]);
+        assert!(bad.is_err());
+        // See: issue 20: `--min-edits` was silently ignored with `--task`.
+        let bad = Cli::try_parse_from([
+            "emdesign",
+            "data",
+            "split",
+            "--task",
+            "aav",
+            "--difficulty",
+            "hard",
+            "--min-edits",
+            "2",
+            "--out",
+            "b.csv",
         ]);
         assert!(bad.is_err());
     }

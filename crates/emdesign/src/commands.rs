@@ -4,12 +4,12 @@
 use std::path::Path;
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 
 use crate::cli::{Cli, Command, DataCommand, RunArgs, ToyArgs, WorkflowArgs};
 use crate::progress::Progress;
 use crate::protein;
-use crate::stage::{self, Runner, Status, cache};
+use crate::stage::{self, Runner, Status, cache, run_dir};
 use crate::workflow::plan::{Body, TOY_TARGETS};
 use crate::workflow::{self, Plan, Source};
 
@@ -45,11 +45,24 @@ pub fn run(cli: Cli) -> Result<()> {
 
 fn run_workflow(args: &RunArgs, data_dir: Option<&Path>) -> Result<()> {
     let plan = workflow::load(&args.workflow, args.run_dir.as_deref())?;
-    execute(&plan, args.force.clone(), args.quiet, data_dir)
+    execute(
+        &plan,
+        Some(&args.workflow),
+        args.force.clone(),
+        args.quiet,
+        data_dir,
+    )
 }
 
-/// Run a checked plan: write `resolved.toml`, run the stages, write `summary.json`.
-fn execute(plan: &Plan, force: Option<String>, quiet: bool, data_dir: Option<&Path>) -> Result<()> {
+/// Run a checked plan: make the run directory ready (refusing one emdesign does not own),
+/// write `resolved.toml`, run the stages, write `summary.json`.
+fn execute(
+    plan: &Plan,
+    workflow_file: Option<&Path>,
+    force: Option<String>,
+    quiet: bool,
+    data_dir: Option<&Path>,
+) -> Result<()> {
     let stages = stage::build(plan, data_dir)?;
     if let Some(f) = &force
         && !plan.stage_names().contains(&f.as_str())
@@ -60,12 +73,13 @@ fn execute(plan: &Plan, force: Option<String>, quiet: bool, data_dir: Option<&Pa
         );
     }
     let run_dir = &plan.workflow.run_dir;
-    std::fs::create_dir_all(run_dir)
-        .with_context(|| format!("cannot create run directory {}", run_dir.display()))?;
-    cache::write_atomic(
-        &run_dir.join("resolved.toml"),
-        plan.resolved_toml()?.as_bytes(),
-    )?;
+    run_dir::prepare(run_dir, workflow_file, plan.stage_names())?;
+    // Unchanged: not rewritten (an all-fresh rerun then writes nothing it need not).
+    let resolved = plan.resolved_toml()?;
+    let resolved_path = run_dir.join("resolved.toml");
+    if std::fs::read_to_string(&resolved_path).ok().as_deref() != Some(resolved.as_str()) {
+        cache::write_atomic(&resolved_path, resolved.as_bytes())?;
+    }
     let progress = Progress::new(quiet);
     let runner = Runner {
         run_dir: run_dir.clone(),
@@ -88,10 +102,20 @@ fn execute(plan: &Plan, force: Option<String>, quiet: bool, data_dir: Option<&Pa
             })
         })
         .collect();
-    cache::write_atomic(
+    let written = cache::write_atomic(
         &run_dir.join("summary.json"),
         serde_json::to_string_pretty(&summary)?.as_bytes(),
-    )?;
+    );
+    match written {
+        // A read-only run directory whose stages were all fresh: nothing to record.
+        Err(e) if ran == 0 && stage::runner::is_read_only(&e) => {
+            eprintln!(
+                "note: {} is read-only; summary.json not updated",
+                run_dir.display()
+            );
+        }
+        other => other?,
+    }
     progress.line(&format!(
         "done: {} stages ({ran} ran, {} fresh) in {:.1}s; outputs in {}",
         reports.len(),
@@ -104,6 +128,11 @@ fn execute(plan: &Plan, force: Option<String>, quiet: bool, data_dir: Option<&Pa
 
 fn check(path: &Path) -> Result<()> {
     let plan = workflow::load(path, None)?;
+    if let Body::Protein(p) = &plan.body {
+        for (stage, estimate) in stage::memory::protein(p) {
+            stage::memory::check(stage, &estimate)?;
+        }
+    }
     println!(
         "ok: {} ({}, seed {}): stages {}; run dir {}",
         path.display(),
@@ -139,16 +168,18 @@ fn clean(args: &WorkflowArgs) -> Result<()> {
         println!("nothing to clean: {} does not exist", dir.display());
         return Ok(());
     }
-    // Refuse to delete a directory that does not look like a run directory.
-    let looks_like_run = dir.join("resolved.toml").is_file();
-    if !looks_like_run {
-        bail!(
-            "{} has no resolved.toml; not removing a directory emdesign did not create",
-            dir.display()
+    let done = run_dir::clean(dir, Some(&args.workflow), plan.stage_names())?;
+    if done.removed_dir {
+        println!("removed {}", dir.display());
+    } else {
+        println!(
+            "removed {} entries emdesign wrote in {}; kept {} other entries ({}) and the folder",
+            done.removed.len(),
+            dir.display(),
+            done.kept.len(),
+            done.kept.join(", ")
         );
     }
-    std::fs::remove_dir_all(dir).with_context(|| format!("cannot remove {}", dir.display()))?;
-    println!("removed {}", dir.display());
     Ok(())
 }
 
@@ -171,5 +202,5 @@ fn toy(args: &ToyArgs) -> Result<()> {
     t.data.target = Some(args.target.clone());
     t.data.points = None;
     plan.workflow.name = format!("toy2d-{}", args.target);
-    execute(&plan, args.force.clone(), args.quiet, None)
+    execute(&plan, None, args.force.clone(), args.quiet, None)
 }

@@ -9,6 +9,7 @@ use anyhow::{Context, Result, bail};
 use burn::prelude::*;
 use em_protein::benchmark::{self, SplitSpec};
 use em_protein::datasets::{self, Checkpoint};
+use em_protein::gfp_splits::{GfpSplit, training_split};
 use em_protein::io::{self, LengthRule, ReadOptions, ScoreRule};
 use em_protein::metrics;
 use em_protein::oracle::GgsCnnOracle;
@@ -47,8 +48,34 @@ fn ground_truth(t: datasets::Task, data_dir: Option<&Path>) -> Result<ScoredSequ
     })
 }
 
+/// Refuse an output path that is one of the inputs (it would be overwritten while read).
+fn refuse_overwriting_input(out: &Path, inputs: &[&Path]) -> Result<()> {
+    let Ok(out_c) = out.canonicalize() else {
+        return Ok(()); // does not exist yet
+    };
+    for input in inputs {
+        if input.canonicalize().is_ok_and(|i| i == out_c) {
+            bail!(
+                "--out {} is the input file {}: writing the split would destroy its source; \
+                 choose another output path",
+                out.display(),
+                input.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 /// `emdesign data split`.
 pub fn split(args: &SplitArgs, data_dir: Option<&Path>) -> Result<()> {
+    if let Some(input) = &args.input {
+        refuse_overwriting_input(&args.out, &[input])?;
+    }
+    if let Some(dir) = data_dir {
+        for t in datasets::Task::ALL {
+            refuse_overwriting_input(&args.out, &[&dir.join(t.name()).join("ground_truth.csv")])?;
+        }
+    }
     let (gt, spec, label) = match (&args.input, args.task, args.difficulty) {
         (Some(input), _, _) => {
             let p = args.percentiles.as_deref().unwrap_or_default();
@@ -90,7 +117,28 @@ pub fn split(args: &SplitArgs, data_dir: Option<&Path>) -> Result<()> {
         }
         _ => bail!("give --task and --difficulty, or --input with --min-edits and --percentiles"),
     };
+    if let Some((lo, hi)) = gt.score_range()
+        && lo == hi
+    {
+        bail!(
+            "{label}: all {} scores are equal ({lo}); a percentile window cannot select from \
+             them and there is no top to keep away from",
+            gt.len()
+        );
+    }
     let s = benchmark::split(&gt, &spec);
+    if s.data.is_empty() {
+        let (lo, hi) = spec.percentiles();
+        bail!(
+            "{label}: the split is empty ({} of {} sequences in percentiles {lo}-{hi}, none at \
+             least {} edits from the {} top sequences); widen the window or lower --min-edits; \
+             nothing written",
+            s.n_window,
+            gt.len(),
+            spec.min_edits(),
+            s.n_top
+        );
+    }
     io::csv::write_scored_csv(&args.out, &s.data)?;
     let (lo, hi) = spec.percentiles();
     println!(
@@ -166,14 +214,33 @@ fn download_oracle(_dir: &Path, t: datasets::Task) -> Result<()> {
     Ok(())
 }
 
-fn read_designs(path: &Path, t: datasets::Task) -> Result<Vec<Sequence>> {
+/// The records of a designs file checked for the task's length; scores in it are not read
+/// (a stale or NaN score column must not block scoring).
+fn read_design_records(path: &Path, t: datasets::Task) -> Result<Vec<io::Record>> {
     let options = ReadOptions {
-        score: ScoreRule::Optional,
+        score: ScoreRule::Ignored,
         length: LengthRule::Exactly(t.length()),
         ..ReadOptions::default()
     };
-    let records = io::read_records(path, &options)?;
-    Ok(records.into_iter().map(|r| r.sequence).collect())
+    io::read_records(path, &options).map_err(|e| {
+        let hint = match &e {
+            em_protein::error::Error::Ragged {
+                found, expected, ..
+            } if *found == expected + 1 && t == datasets::Task::Gfp => {
+                "; the GFP benchmark's sequences are avGFP without its initial Met (237 \
+                 residues, numbered from S2): drop the leading M"
+            }
+            _ => "",
+        };
+        anyhow::anyhow!("{e}{hint}")
+    })
+}
+
+fn read_designs(path: &Path, t: datasets::Task) -> Result<Vec<Sequence>> {
+    Ok(read_design_records(path, t)?
+        .into_iter()
+        .map(|r| r.sequence)
+        .collect())
 }
 
 fn load_cnn(path: PathBuf) -> Result<GgsCnnOracle> {
@@ -186,21 +253,46 @@ fn score(model: &GgsCnnOracle, seqs: &[Sequence]) -> Result<Vec<f64>> {
     Ok(model.try_score(&idx)?.into_iter().map(f64::from).collect())
 }
 
-/// `emdesign oracle`: print `sequence,oracle,normalised` for every sequence of `file`.
+/// `emdesign oracle`: print `id,sequence,oracle,normalised` for every record of `file` (ids
+/// as in the file: FASTA ids, a CSV `id` column, else `row_<line>`). A closed pipe
+/// (`| head`) ends the output quietly.
 pub fn oracle(t: Task, file: &Path, data_dir: Option<&Path>) -> Result<()> {
     let t = task(t);
     let dir = datasets::data_dir(data_dir)?;
-    let seqs = read_designs(file, t)?;
+    let records = read_design_records(file, t)?;
+    let seqs: Vec<Sequence> = records.iter().map(|r| r.sequence.clone()).collect();
     let oracle = load_cnn(t.checkpoint(&dir, Checkpoint::Oracle)?)?;
     let scores = score(&oracle, &seqs)?;
     let (min, max) = ground_truth(t, Some(&dir))?
         .score_range()
         .context("empty ground truth")?;
-    println!("sequence,oracle,normalised");
-    for (s, y) in seqs.iter().zip(&scores) {
-        println!("{s},{y},{}", (y - min) / (max - min));
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let write = |out: &mut dyn std::io::Write| -> std::io::Result<()> {
+        writeln!(out, "id,sequence,oracle,normalised")?;
+        for (r, y) in records.iter().zip(&scores) {
+            writeln!(
+                out,
+                "{},{},{y},{}",
+                csv_field(&r.id),
+                r.sequence,
+                (y - min) / (max - min)
+            )?;
+        }
+        out.flush()
+    };
+    match write(&mut out) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => r.context("cannot write to stdout"),
     }
-    Ok(())
+}
+
+/// `text` as one CSV field (quoted when it holds a comma, quote or line break).
+fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_string()
+    }
 }
 
 /// `emdesign eval`: deduplicate, keep the top 128 by the GGS predictor of the split when there
@@ -237,7 +329,10 @@ pub fn eval(
     }
     let gt = ground_truth(t, Some(&dir))?;
     let (min, max) = gt.score_range().context("empty ground truth")?;
-    let training = benchmark::split(&gt, &SplitSpec::ggs(d)).data;
+    // Novelty against the benchmark's default training split (GGS's own files for GFP).
+    let training = training_split(t, d, GfpSplit::default(), &gt)?
+        .data()
+        .clone();
     let oracle = load_cnn(t.checkpoint(&dir, Checkpoint::Oracle)?)?;
     let scores = score(&oracle, &unique)?;
     let fitness = metrics::fitness(&scores, min, max);

@@ -262,6 +262,7 @@ impl FusedSeqConv {
                     ws.pooled.iter_mut().for_each(|a| *a /= len as f32);
                 }
                 SeqReadout::Flatten => ws.pooled.copy_from_slice(feats),
+                SeqReadout::PositionSum => unreachable!("no fused position-sum readout"),
             }
             let d_in = self.l1.d_in;
             gemm(
@@ -307,6 +308,7 @@ impl FusedSeqConv {
                     }
                 }
                 SeqReadout::Flatten => g.copy_from_slice(&ws.pooled),
+                SeqReadout::PositionSum => unreachable!("no fused position-sum readout"),
             }
         }
         self.zero_pads(&mut ws.g[..nh], hid, samples);

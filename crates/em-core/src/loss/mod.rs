@@ -4,5 +4,5 @@
 pub mod contrastive;
 pub mod flow;
 
-pub use contrastive::{NegativeChains, cd_loss, negatives};
+pub use contrastive::{NegativeChains, NegativeInit, cd_loss, negatives};
 pub use flow::{FlowBatch, flow_loss, time_weight};

@@ -1,6 +1,7 @@
 //! `ConvPotential2d`: a residual 2D-convolutional potential over images (flat
-//! `[batch, c*h*w]`, row-major `[c, h, w]`) with 2x2 average pooling, global mean pooling and
-//! an MLP head.
+//! `[batch, c*h*w]`, row-major `[c, h, w]`) with 2x2 average pooling and an MLP head, read out
+//! by global mean pooling (translation invariant) or per position with a position embedding,
+//! summed and scaled ([`PositionSum`], position aware).
 
 use burn::prelude::*;
 
@@ -9,9 +10,21 @@ use super::conv2d::{Conv2d, Conv2dConfig};
 use super::head::MlpHead;
 use super::mlp::{add_confinement, add_confinement_grad};
 use super::pool::{avg_pool2x2, avg_pool2x2_vjp, mean_over_space, mean_over_space_vjp};
+use super::position_sum::PositionSum;
 use super::residual::ResidualConv2dBlock;
 use crate::error::Error;
 use crate::potential::Potential;
+
+/// How the last feature map `[b, hidden, h', w']` reaches the scalar head.
+#[derive(Config, Debug, Copy, PartialEq, Eq)]
+pub enum ImageReadout {
+    /// Global mean over space, then the head: translation invariant (a digit shifted by one
+    /// pooled cell, away from the borders, keeps its energy).
+    Mean,
+    /// The head on every position's features plus a learned position embedding, summed and
+    /// multiplied by `output_scale` ([`PositionSum`]): position aware.
+    PositionSum,
+}
 
 /// Configuration of a [`ConvPotential2d`].
 #[derive(Config, Debug)]
@@ -38,6 +51,12 @@ pub struct ConvPotential2dConfig {
     /// Activation used everywhere.
     #[config(default = "Activation::Silu")]
     pub activation: Activation,
+    /// Readout of the last feature map to the head.
+    #[config(default = "ImageReadout::Mean")]
+    pub readout: ImageReadout,
+    /// Output scale of the [`ImageReadout::PositionSum`] readout (unused by `Mean`).
+    #[config(default = 1.0)]
+    pub output_scale: f64,
     /// Confinement strength `alpha` of an added `alpha/2 ||x||^2` (0 disables it).
     #[config(default = 0.0)]
     pub confinement: f64,
@@ -69,6 +88,12 @@ impl ConvPotential2dConfig {
                 format!("must be finite and >= 0, got {}", self.confinement),
             ));
         }
+        if !(self.output_scale.is_finite() && self.output_scale > 0.0) {
+            return Err(Error::config(
+                "output_scale",
+                format!("must be finite and > 0, got {}", self.output_scale),
+            ));
+        }
         Ok(())
     }
 
@@ -92,6 +117,8 @@ impl ConvPotential2dConfig {
                 .map(|_| ResidualConv2dBlock::new(c, self.kernel, self.activation, device))
                 .collect(),
             head: MlpHead::new(c, self.head_hidden, self.activation, device),
+            position: (self.readout == ImageReadout::PositionSum)
+                .then(|| PositionSum::new(c, h * w, self.output_scale, device)),
             activation: self.activation,
             pools,
             shape: vec![self.channels, self.height, self.width],
@@ -100,15 +127,18 @@ impl ConvPotential2dConfig {
     }
 }
 
-/// `V(x) = head(mean_hw act(...pool(B_1(act(Conv_in(x)))))) + alpha/2 ||x||^2`.
+/// `V(x) = head(mean_hw act(...pool(B_1(act(Conv_in(x)))))) + alpha/2 ||x||^2`, or with the
+/// position-sum readout `V(x) = s * sum_p head(h_p + e_p) + alpha/2 ||x||^2`.
 #[derive(Module, Debug)]
 pub struct ConvPotential2d {
     /// Input convolution `channels -> hidden_channels`.
     pub input: Conv2d,
     /// Residual blocks.
     pub blocks: Vec<ResidualConv2dBlock>,
-    /// Scalar head after global mean pooling.
+    /// Scalar head after global mean pooling (per position with [`ImageReadout::PositionSum`]).
     pub head: MlpHead,
+    /// Position embedding and output scale of the [`ImageReadout::PositionSum`] readout.
+    pub position: Option<PositionSum>,
     /// Activation after the input convolution and before pooling.
     #[module(skip)]
     pub activation: Activation,
@@ -127,7 +157,7 @@ impl ConvPotential2d {
     }
 
     /// Shared forward pass, recording what the VJPs need (dropped when only V is wanted).
-    fn run(&self, x: Tensor<2>) -> (Tensor<2>, Tape) {
+    fn run(&self, x: Tensor<2>) -> (Tensor<1>, Tape) {
         let pre_in = self.input.forward(self.image(x));
         let mut h = self.activation.forward(pre_in.clone());
         let mut block_pre = Vec::new();
@@ -136,10 +166,20 @@ impl ConvPotential2d {
             h = if pool { avg_pool2x2(out) } else { out };
             block_pre.push(pre);
         }
-        let [_, _, hh, ww] = h.dims();
-        let (v, head_pre) = self
-            .head
-            .forward_cached(mean_over_space(self.activation.forward(h.clone())));
+        let [b, c, hh, ww] = h.dims();
+        let feats = self.activation.forward(h.clone());
+        let (v, head_pre) = match &self.position {
+            Some(ps) => {
+                let (out, pre) =
+                    self.head
+                        .forward_cached(ps.tokens(feats.reshape([b, c, hh * ww])));
+                (ps.total(out), pre)
+            }
+            None => {
+                let (v, pre) = self.head.forward_cached(mean_over_space(feats));
+                (v.reshape([b]), pre)
+            }
+        };
         let tape = Tape {
             pre_in,
             block_pre,
@@ -167,21 +207,30 @@ impl Potential for ConvPotential2d {
 
     fn energy(&self, x: Tensor<2>) -> Tensor<1> {
         let (v, _) = self.run(x.clone());
-        let [batch, _] = v.dims();
-        add_confinement(v.reshape([batch]), x, self.confinement)
+        add_confinement(v, x, self.confinement)
     }
 
     fn energy_and_grad(&self, x: Tensor<2>) -> (Tensor<1>, Tensor<2>) {
         let (v, tape) = self.run(x.clone());
-        let [batch, _] = v.dims();
-        let ones = Tensor::<2>::ones([batch, 1], &v.device());
-        let energy = add_confinement(v.reshape([batch]), x.clone(), self.confinement);
+        let [batch] = v.dims();
+        let ones = Tensor::<1>::ones([batch], &v.device());
+        let energy = add_confinement(v, x.clone(), self.confinement);
 
-        let g = self.head.input_vjp(&tape.head_pre, ones);
         let [hh, ww] = tape.last_hw;
-        let mut g = self
-            .activation
-            .input_vjp(&tape.last, mean_over_space_vjp(g, hh, ww));
+        let g_feats = match &self.position {
+            Some(ps) => {
+                let g = ps.tokens_vjp(self.head.input_vjp(&tape.head_pre, ps.total_vjp(ones)));
+                let [_, c, _] = g.dims();
+                g.reshape([batch, c, hh, ww])
+            }
+            None => {
+                let g = self
+                    .head
+                    .input_vjp(&tape.head_pre, ones.reshape([batch, 1]));
+                mean_over_space_vjp(g, hh, ww)
+            }
+        };
+        let mut g = self.activation.input_vjp(&tape.last, g_feats);
         for ((block, &pool), pre) in self
             .blocks
             .iter()
@@ -211,17 +260,58 @@ mod tests {
     #[test]
     fn input_gradient_matches_finite_differences() {
         let device = f64_device();
-        // 6x4 image: pooled once to 3x2, then the odd height stops pooling.
-        let config = ConvPotential2dConfig::new(2, 6, 4)
-            .with_hidden_channels(3)
-            .with_blocks(2)
-            .with_head_hidden(5)
-            .with_activation(Activation::GeluTanh);
-        config.check().expect("valid config");
-        let model = config.init(&device);
-        assert_eq!(model.pools, vec![true, false]);
-        let x = Tensor::<2>::random([2, 48], Distribution::Normal(0.0, 1.0), &device);
-        let err = input_gradient_error(&model, x, 1e-5);
-        assert!(err < 1e-4, "max rel err {err:e}");
+        for readout in [ImageReadout::Mean, ImageReadout::PositionSum] {
+            // 6x4 image: pooled once to 3x2, then the odd height stops pooling.
+            let config = ConvPotential2dConfig::new(2, 6, 4)
+                .with_hidden_channels(3)
+                .with_blocks(2)
+                .with_head_hidden(5)
+                .with_activation(Activation::GeluTanh)
+                .with_readout(readout)
+                .with_output_scale(30.0);
+            config.check().expect("valid config");
+            let model = config.init(&device);
+            assert_eq!(model.pools, vec![true, false]);
+            let x = Tensor::<2>::random([2, 48], Distribution::Normal(0.0, 1.0), &device);
+            let err = input_gradient_error(&model, x, 1e-5);
+            assert!(err < 1e-4, "{readout:?}: max rel err {err:e}");
+        }
+    }
+
+    #[test]
+    fn position_sum_tells_a_shifted_image_apart_and_mean_does_not() {
+        // One bright pixel moved by one pooled cell (2 pixels), away from the borders: the
+        // global mean keeps the energy, the per-position readout does not.
+        let device = f64_device();
+        // Three 3x3 convolutions spread a pixel by 3 and the zero padding reaches 3 pixels
+        // in: columns 6 and 8 of 16 stay clear of the borders.
+        let at = |col: usize| {
+            let mut v = vec![0.0f64; 16 * 16];
+            v[7 * 16 + col] = 1.0;
+            Tensor::<2>::from_data(TensorData::new(v, [1, 256]), &device)
+        };
+        for (readout, moves) in [
+            (ImageReadout::Mean, false),
+            (ImageReadout::PositionSum, true),
+        ] {
+            let model = ConvPotential2dConfig::new(1, 16, 16)
+                .with_hidden_channels(3)
+                .with_blocks(1)
+                .with_readout(readout)
+                .init(&device);
+            let diff = (model.energy(at(6)) - model.energy(at(8)))
+                .abs()
+                .into_scalar::<f64>();
+            assert_eq!(diff > 1e-9, moves, "{readout:?}: |dV| = {diff:e}");
+        }
+    }
+
+    #[test]
+    fn check_rejects_a_bad_output_scale() {
+        let e = ConvPotential2dConfig::new(1, 4, 4)
+            .with_output_scale(f64::NAN)
+            .check()
+            .unwrap_err();
+        assert!(e.to_string().contains("output_scale"), "{e}");
     }
 }

@@ -1,8 +1,8 @@
 //! `SeqConvPotential`: a residual 1D-convolutional potential over one-hot sequences (flat
-//! `[batch, length*channels]`, row-major `[length, channels]`), read out to an MLP head either
-//! by mean pooling over length (translation invariant: for motifs that may sit anywhere) or by
-//! flattening (position aware: for aligned variants of one protein, where which residue sits
-//! at which position is most of what the density has to learn).
+//! `[batch, length*channels]`, row-major `[length, channels]`), read out to an MLP head by
+//! mean pooling over length (translation invariant: for motifs that may sit anywhere), by
+//! flattening (position aware: for aligned variants of one protein), or per position with a
+//! position embedding, summed and scaled ([`PositionSum`], as the official potential).
 
 use burn::prelude::*;
 
@@ -11,6 +11,7 @@ use super::conv1d::{Conv1d, Conv1dConfig};
 use super::head::MlpHead;
 use super::mlp::{add_confinement, add_confinement_grad};
 use super::pool::{mean_over_length, mean_over_length_vjp};
+use super::position_sum::PositionSum;
 use super::residual::{ResidualConv1dBlock, ResidualConv1dCache};
 use crate::error::Error;
 use crate::kernels::{HostPotential, is_host_f32, seq_conv::FusedSeqConv};
@@ -24,13 +25,17 @@ pub enum SeqReadout {
     Mean,
     /// Flatten: `[b, hidden * L]`; the head sees every position separately.
     Flatten,
+    /// Per position: the head `hidden -> 1` runs on every position's features plus a learned
+    /// position embedding, and `V = output_scale * sum over positions` ([`PositionSum`]).
+    PositionSum,
 }
 
 impl SeqReadout {
     /// Features `[b, c, l]` -> head input.
+    /// (The position-sum readout goes through [`PositionSum`] instead.)
     fn forward(self, h: Tensor<3>) -> Tensor<2> {
         match self {
-            SeqReadout::Mean => mean_over_length(h),
+            SeqReadout::Mean | SeqReadout::PositionSum => mean_over_length(h),
             SeqReadout::Flatten => {
                 let [b, c, l] = h.dims();
                 h.reshape([b, c * l])
@@ -41,7 +46,7 @@ impl SeqReadout {
     /// VJP of [`Self::forward`]: head-input gradient -> `[b, c, l]`.
     fn vjp(self, g: Tensor<2>, channels: usize, length: usize) -> Tensor<3> {
         match self {
-            SeqReadout::Mean => mean_over_length_vjp(g, length),
+            SeqReadout::Mean | SeqReadout::PositionSum => mean_over_length_vjp(g, length),
             SeqReadout::Flatten => {
                 let [b, _] = g.dims();
                 g.reshape([b, channels, length])
@@ -52,7 +57,7 @@ impl SeqReadout {
     /// Width of the head input for `channels` features over `length` positions.
     fn width(self, channels: usize, length: usize) -> usize {
         match self {
-            SeqReadout::Mean => channels,
+            SeqReadout::Mean | SeqReadout::PositionSum => channels,
             SeqReadout::Flatten => channels * length,
         }
     }
@@ -83,6 +88,9 @@ pub struct SeqConvPotentialConfig {
     /// Readout of the features to the head.
     #[config(default = "SeqReadout::Mean")]
     pub readout: SeqReadout,
+    /// Output scale of the [`SeqReadout::PositionSum`] readout (unused by the others).
+    #[config(default = 1.0)]
+    pub output_scale: f64,
     /// Confinement strength `alpha` of an added `alpha/2 ||x||^2` (0 disables it).
     #[config(default = 0.0)]
     pub confinement: f64,
@@ -113,6 +121,12 @@ impl SeqConvPotentialConfig {
                 format!("must be finite and >= 0, got {}", self.confinement),
             ));
         }
+        if !(self.output_scale.is_finite() && self.output_scale > 0.0) {
+            return Err(Error::config(
+                "output_scale",
+                format!("must be finite and > 0, got {}", self.output_scale),
+            ));
+        }
         Ok(())
     }
 
@@ -137,6 +151,9 @@ impl SeqConvPotentialConfig {
                 self.activation,
                 device,
             ),
+            position: (self.readout == SeqReadout::PositionSum).then(|| {
+                PositionSum::new(self.hidden_channels, self.length, self.output_scale, device)
+            }),
             activation: self.activation,
             readout: self.readout,
             length: self.length,
@@ -146,15 +163,18 @@ impl SeqConvPotentialConfig {
     }
 }
 
-/// `V(x) = head(readout act(B_k(...act(Conv_in(x))))) + alpha/2 ||x||^2`.
+/// `V(x) = head(readout act(B_k(...act(Conv_in(x))))) + alpha/2 ||x||^2`; with the
+/// position-sum readout, `V(x) = s * sum_l head(h_l + e_l) + alpha/2 ||x||^2`.
 #[derive(Module, Debug)]
 pub struct SeqConvPotential {
     /// Input convolution `channels -> hidden_channels`.
     pub input: Conv1d,
     /// Residual blocks.
     pub blocks: Vec<ResidualConv1dBlock>,
-    /// Scalar head after the readout.
+    /// Scalar head after the readout (per position for [`SeqReadout::PositionSum`]).
     pub head: MlpHead,
+    /// Position embedding and output scale of the [`SeqReadout::PositionSum`] readout.
+    pub position: Option<PositionSum>,
     /// Activation after the input convolution and before the readout.
     #[module(skip)]
     pub activation: Activation,
@@ -176,6 +196,33 @@ impl SeqConvPotential {
         x.reshape([b, self.length, self.channels]).swap_dims(1, 2)
     }
 
+    /// Readout and head: features `[b, hidden, L]` -> (`[b]` energies, head pre-activation).
+    fn read_out(&self, h: Tensor<3>) -> (Tensor<1>, Tensor<2>) {
+        let [batch, _, _] = h.dims();
+        match &self.position {
+            Some(ps) => {
+                let (out, pre) = self.head.forward_cached(ps.tokens(h));
+                (ps.total(out), pre)
+            }
+            None => {
+                let (v, pre) = self.head.forward_cached(self.readout.forward(h));
+                (v.reshape([batch]), pre)
+            }
+        }
+    }
+
+    /// VJP of [`Self::read_out`] for an energy cotangent `g: [b]` -> `[b, hidden, L]`.
+    fn read_out_vjp(&self, head_pre: &Tensor<2>, g: Tensor<1>, hidden: usize) -> Tensor<3> {
+        match &self.position {
+            Some(ps) => ps.tokens_vjp(self.head.input_vjp(head_pre, ps.total_vjp(g))),
+            None => {
+                let [batch] = g.dims();
+                let g = self.head.input_vjp(head_pre, g.reshape([batch, 1]));
+                self.readout.vjp(g, hidden, self.length)
+            }
+        }
+    }
+
     /// Inverse of [`Self::to_channels_first`] for gradients.
     fn to_flat(&self, g: Tensor<3>) -> Tensor<2> {
         let [b, _, _] = g.dims();
@@ -195,10 +242,8 @@ impl Potential for SeqConvPotential {
         for block in &self.blocks {
             h = block.forward_cached(h).0;
         }
-        let pooled = self.readout.forward(self.activation.forward(h));
-        let v = self.head.forward_cached(pooled).0;
-        let [batch, _] = v.dims();
-        add_confinement(v.reshape([batch]), x, self.confinement)
+        let v = self.read_out(self.activation.forward(h)).0;
+        add_confinement(v, x, self.confinement)
     }
 
     fn energy_and_grad(&self, x: Tensor<2>) -> (Tensor<1>, Tensor<2>) {
@@ -210,28 +255,28 @@ impl Potential for SeqConvPotential {
             h = out;
             caches.push(cache);
         }
-        let pooled = self.readout.forward(self.activation.forward(h.clone()));
-        let (v, head_pre) = self.head.forward_cached(pooled);
-        let [batch, _] = v.dims();
+        let (v, head_pre) = self.read_out(self.activation.forward(h.clone()));
+        let [batch] = v.dims();
 
-        let ones = Tensor::<2>::ones([batch, 1], &v.device());
-        let g = self.head.input_vjp(&head_pre, ones);
+        let ones = Tensor::<1>::ones([batch], &v.device());
         let [_, hidden, _] = h.dims();
-        let mut g = self
-            .activation
-            .input_vjp(&h, self.readout.vjp(g, hidden, self.length));
+        let g = self.read_out_vjp(&head_pre, ones, hidden);
+        let mut g = self.activation.input_vjp(&h, g);
         for (block, cache) in self.blocks.iter().zip(&caches).rev() {
             g = block.input_vjp(cache, g);
         }
         let g = self.input.input_vjp(self.activation.input_vjp(&pre_in, g));
         let g = self.to_flat(g);
 
-        let energy = add_confinement(v.reshape([batch]), x.clone(), self.confinement);
+        let energy = add_confinement(v, x.clone(), self.confinement);
         (energy, add_confinement_grad(g, x, self.confinement))
     }
 
+    /// The fused kernel covers the mean and flatten readouts; the position-sum readout
+    /// runs on burn's tensor path.
     fn host_kernel(&self) -> Option<Box<dyn HostPotential>> {
-        is_host_f32(&self.input.weight.val()).then(|| Box::new(FusedSeqConv::new(self)) as _)
+        (self.readout != SeqReadout::PositionSum && is_host_f32(&self.input.weight.val()))
+            .then(|| Box::new(FusedSeqConv::new(self)) as _)
     }
 }
 
@@ -244,13 +289,18 @@ mod tests {
     #[test]
     fn input_gradient_matches_finite_differences() {
         let device = f64_device();
-        for readout in [SeqReadout::Mean, SeqReadout::Flatten] {
+        for readout in [
+            SeqReadout::Mean,
+            SeqReadout::Flatten,
+            SeqReadout::PositionSum,
+        ] {
             let config = SeqConvPotentialConfig::new(6, 4)
                 .with_hidden_channels(5)
                 .with_kernel(3)
                 .with_blocks(2)
                 .with_head_hidden(7)
                 .with_readout(readout)
+                .with_output_scale(20.0)
                 .with_confinement(0.1);
             config.check().expect("valid config");
             let model = config.init(&device);
@@ -262,7 +312,7 @@ mod tests {
     }
 
     #[test]
-    fn flatten_readout_tells_positions_apart_and_mean_does_not() {
+    fn flatten_and_position_sum_tell_positions_apart_and_mean_does_not() {
         // A motif moved by one position (away from the padded ends) keeps the mean-pooled
         // features, but not the flattened ones.
         let device = f64_device();
@@ -271,7 +321,11 @@ mod tests {
             v[pos * 2] = 1.0;
             Tensor::<2>::from_data(TensorData::new(v, [1, 32]), &device)
         };
-        for (readout, moves) in [(SeqReadout::Mean, false), (SeqReadout::Flatten, true)] {
+        for (readout, moves) in [
+            (SeqReadout::Mean, false),
+            (SeqReadout::Flatten, true),
+            (SeqReadout::PositionSum, true),
+        ] {
             let model = SeqConvPotentialConfig::new(16, 2)
                 .with_hidden_channels(3)
                 .with_kernel(3)
@@ -294,5 +348,28 @@ mod tests {
                 .is_err()
         );
         assert!(SeqConvPotentialConfig::new(0, 4).check().is_err());
+        let e = SeqConvPotentialConfig::new(6, 4)
+            .with_output_scale(0.0)
+            .check()
+            .unwrap_err();
+        assert!(e.to_string().contains("output_scale"), "{e}");
+    }
+
+    #[test]
+    fn position_sum_head_is_shared_across_positions() {
+        // The per-position head reads `hidden` features, not `hidden * L`: the parameter
+        // count does not grow with the length beyond the embedding's `hidden * L`.
+        use burn::module::Module;
+        let device = f64_device();
+        let count = |length: usize| {
+            SeqConvPotentialConfig::new(length, 4)
+                .with_hidden_channels(5)
+                .with_kernel(3)
+                .with_blocks(1)
+                .with_readout(SeqReadout::PositionSum)
+                .init(&device)
+                .num_params()
+        };
+        assert_eq!(count(20) - count(10), 5 * 10);
     }
 }

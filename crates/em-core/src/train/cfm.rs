@@ -22,7 +22,10 @@ pub trait VelocityField {
     fn velocity(&self, x: Tensor<2>, t: Tensor<1>) -> Tensor<2>;
 }
 
-/// `mean_b |v(x_t, t) - (x1 - x0)|^2` on one OT-coupled batch (sum over dimensions).
+/// `mean_b (1/D) |v(x_t, t) - (x1 - x0)|^2` on one OT-coupled batch: the squared error
+/// averaged over coordinates and rows, as the Energy Matching flow loss
+/// ([`crate::loss::flow_loss`]) and torchcfm's examples (`torch.mean((vt - ut) ** 2)`), so the
+/// two baselines' losses are on one scale.
 pub fn cfm_loss<M: VelocityField>(model: &M, batch: &FlowBatch) -> Tensor<1> {
     let b = batch.t.len();
     let device = batch.x0.device();
@@ -30,7 +33,6 @@ pub fn cfm_loss<M: VelocityField>(model: &M, batch: &FlowBatch) -> Tensor<1> {
     let target = batch.x1.clone() - batch.x0.clone();
     (model.velocity(batch.x_t(), t) - target)
         .powi_scalar(2)
-        .sum_dim(1)
         .mean()
 }
 
@@ -80,6 +82,10 @@ where
             cd: None,
             lr,
             grad_norm,
+            grad_flow: grad_norm,
+            grad_cd: None,
+            grad_ratio: None,
+            cd_share: None,
         });
     }
     Ok(ema.module().valid())
@@ -128,9 +134,43 @@ mod tests {
         let model = Drift {
             b: Param::from_tensor(Tensor::from_data([1.0f32, 1.0], &device)),
         };
-        // Targets (1, 2) and (0, 2); residuals (0, -1) and (1, -1): (1 + 2) / 2.
+        // Targets (1, 2) and (0, 2); residuals (0, -1) and (1, -1): squares 1 and 2, means
+        // over D = 2 are 0.5 and 1, batch mean 0.75.
         let loss = cfm_loss(&model, &batch).into_scalar::<f64>();
-        assert!((loss - 1.5).abs() < 1e-6, "{loss}");
+        assert!((loss - 0.75).abs() < 1e-6, "{loss}");
+    }
+
+    /// v(x, t) = c (a constant 3-vector, any x, t).
+    #[derive(Module, Debug)]
+    struct Drift3 {
+        b: Param<Tensor<1>>,
+    }
+
+    impl VelocityField for Drift3 {
+        fn velocity(&self, x: Tensor<2>, _t: Tensor<1>) -> Tensor<2> {
+            let [n, d] = x.dims();
+            self.b.val().reshape([1, d]).expand([n, d])
+        }
+    }
+
+    /// D = 3, where a sum over coordinates would give 3x the mean (see: issue 14).
+    #[test]
+    fn loss_averages_over_coordinates_in_three_dimensions() {
+        let device = Device::flex();
+        let x0 = Tensor::<2>::from_data([[0.0f32, 1.0, 0.0], [1.0, 0.0, -1.0]], &device);
+        let x1 = Tensor::<2>::from_data([[2.0f32, 1.0, 3.0], [1.0, 2.0, 0.0]], &device);
+        let batch = FlowBatch {
+            x0,
+            x1,
+            t: vec![0.1, 0.7],
+        };
+        let model = Drift3 {
+            b: Param::from_tensor(Tensor::from_data([1.0f32, 1.0, 1.0], &device)),
+        };
+        // Targets (2, 0, 3) and (0, 2, 1); residuals (-1, 1, -2) and (1, -1, 0): squares 6
+        // and 2, means 2 and 2/3, batch mean 4/3 (the sum over D would give 4).
+        let loss = cfm_loss(&model, &batch).into_scalar::<f64>();
+        assert!((loss - 4.0 / 3.0).abs() < 1e-6, "{loss}");
     }
 
     #[test]

@@ -1,51 +1,77 @@
 //! Training settings: `TrainConfig` as users write it (serde, defaults), checked once into
-//! `TrainSettings` before any work; every error names the offending field.
+//! `TrainSettings` before any work; every error names the offending field. Defaults that come
+//! from the paper (arXiv 2504.10612) or the official code (m1balcerak/EnergyMatching,
+//! `experiments/proteins/config.py`, the protein recipe) say so; the others are ours.
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::loss::NegativeChains;
+use crate::loss::{NegativeChains, NegativeInit};
 
 /// Energy Matching training settings as written by a user (unchecked).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrainConfig {
-    /// Adam learning rate after warm-up.
+    /// Adam learning rate after warm-up (default 1e-3: ours, for short CPU runs; the official
+    /// protein config has 1e-4).
     pub lr: f64,
-    /// Steps of linear learning-rate warm-up from lr/warmup to lr.
+    /// Steps of linear learning-rate warm-up from lr/warmup to lr (default 100: ours; the
+    /// official protein config has 500).
     pub lr_warmup_steps: u64,
-    /// Total optimizer steps.
+    /// Total optimizer steps (default 10,000: official protein config `total_steps`).
     pub total_steps: u64,
-    /// Flow-only (warm-up) steps before the contrastive term is switched on.
+    /// Flow-only (warm-up) steps before the contrastive term is switched on (default 5,000:
+    /// ours; the official protein script switches at step 10,000 of a resumed run).
     pub flow_steps: u64,
-    /// Minibatch size (data rows per step; also the number of negatives).
+    /// Minibatch size (data rows per step; also the number of negatives; default 128:
+    /// official protein config).
     pub batch_size: usize,
-    /// Weight of the contrastive term (1e-4 for proteins; the paper's image runs use other
-    /// values).
+    /// Weight of the contrastive term (default 1e-4: the paper's protein value, set by the
+    /// official `train_proteins.py` at the switch to CD; the paper's image runs use others).
+    /// It weighs `mean V(data) - mean V(neg)` against the flow loss averaged over coordinates.
     pub lambda_cd: f64,
-    /// The contrastive term is clamped from below at `-cd_clamp`.
+    /// The contrastive term is clamped from below at `-cd_clamp` (default 1: official protein
+    /// config `cd_neg_clamp`).
     pub cd_clamp: f64,
-    /// Final temperature of the schedule and temperature of data-started chains.
+    /// Final temperature of the ramp and temperature of constant-temperature chains (default
+    /// 0.1: paper App. D for proteins, official protein config `epsilon_max`).
     pub eps_max: f64,
-    /// Start of the temperature ramp for noise-started chains.
+    /// Start of the negatives' temperature ramp (default 0.9: official protein config
+    /// `time_cutoff`, which `sde_epsilon` uses as the ramp start; the paper gives 0.9 for
+    /// proteins).
     pub tau_star: f64,
-    /// Flow-loss weight is 1 below `t_cut` and falls linearly to 0 at t = 1.
+    /// Flow-loss weight is 1 below `t_cut` and falls linearly to 0 at t = 1 (default 0.9:
+    /// official protein config `time_cutoff`, used by `flow_weight`).
     pub t_cut: f64,
-    /// Langevin steps of each negative chain.
+    /// Where negative chains start and which temperatures they follow (default `data`: the
+    /// official protein recipe; `data_noise`: the CIFAR-10 trainer's split).
+    pub negatives: NegativeInit,
+    /// Langevin steps of each negative chain (default 200: paper App. D for AAV, official
+    /// protein config `n_gibbs`).
     pub neg_steps: usize,
-    /// Langevin step size of negative chains.
+    /// Langevin step size of negative chains (default 0.01: paper App. D, official protein
+    /// config `dt_gibbs`; 200 x 0.01 gives the paper's horizon M dt = 2).
     pub neg_dt: f64,
-    /// EMA decay of the weights.
+    /// Accept negative chains shorter than [`MIN_NEG_HORIZON`] or whose ramp never passes
+    /// `tau_star` (default false). Meant for tiny test runs: such negatives are not model
+    /// samples, and the trainer's users warn that the override is on.
+    pub allow_short_negatives: bool,
+    /// EMA decay of the weights (default 0.999: official protein config).
     pub ema_decay: f64,
-    /// Global gradient-norm clip (0 disables clipping).
+    /// Global gradient-norm clip (0 disables clipping; default 1: official protein config).
     pub grad_clip: f64,
-    /// Write a checkpoint every this many steps (0: only at the end).
+    /// Write a checkpoint every this many steps (0: only at the end; default 1,000: ours).
     pub checkpoint_every: u64,
-    /// Pair noise and data by exact minibatch OT (false: random pairing).
+    /// Pair noise and data by exact minibatch OT (false: random pairing; default true: the
+    /// official `ExactOptimalTransportConditionalFlowMatcher`).
     pub ot: bool,
     /// Base seed of every random draw.
     pub seed: u64,
 }
+
+/// Shortest negative-chain horizon `neg_steps * neg_dt` accepted without
+/// `allow_short_negatives`: the paper asks for M dt >> 1 (it uses 2 on AAV, App. D).
+pub const MIN_NEG_HORIZON: f64 = 1.0;
 
 impl Default for TrainConfig {
     fn default() -> Self {
@@ -58,10 +84,12 @@ impl Default for TrainConfig {
             lambda_cd: 1e-4,
             cd_clamp: 1.0,
             eps_max: 0.1,
-            tau_star: 0.5,
+            tau_star: 0.9,
             t_cut: 0.9,
+            negatives: NegativeInit::Data,
             neg_steps: 200,
             neg_dt: 0.01,
+            allow_short_negatives: false,
             ema_decay: 0.999,
             grad_clip: 1.0,
             checkpoint_every: 1_000,
@@ -129,6 +157,44 @@ impl TrainConfig {
         })
     }
 
+    /// Whether a contrastive phase runs: steps after the warm-up with `lambda_cd > 0`.
+    pub fn has_cd_phase(&self) -> bool {
+        self.flow_steps < self.total_steps && self.lambda_cd > 0.0
+    }
+
+    /// What is wrong with the negative chains, if anything: a horizon `neg_steps * neg_dt`
+    /// below [`MIN_NEG_HORIZON`], or a ramp that never passes `tau_star` (the last step runs
+    /// at t = (neg_steps - 1) neg_dt, as in the official sampler), so ramp chains never heat.
+    pub fn negatives_problem(&self) -> Option<String> {
+        let horizon = self.neg_steps as f64 * self.neg_dt;
+        let last_t = self.neg_steps.saturating_sub(1) as f64 * self.neg_dt;
+        if horizon < MIN_NEG_HORIZON - 1e-9 {
+            Some(format!(
+                "negative chains of {} x {} reach t = {horizon:.3} < {MIN_NEG_HORIZON} (the \
+                 paper asks for M dt >> 1 and uses 200 x 0.01 = 2, App. D)",
+                self.neg_steps, self.neg_dt
+            ))
+        } else if last_t <= self.tau_star {
+            Some(format!(
+                "negative chains of {} x {} end at t = {last_t:.3} <= tau_star {}: the ramp \
+                 chains never heat",
+                self.neg_steps, self.neg_dt, self.tau_star
+            ))
+        } else {
+            None
+        }
+    }
+
+    /// A warning when a contrastive phase runs on short negatives because
+    /// `allow_short_negatives` is set; `field` names that setting as the user wrote it.
+    pub fn negatives_warning(&self, field: &str) -> Option<String> {
+        if !(self.allow_short_negatives && self.has_cd_phase()) {
+            return None;
+        }
+        self.negatives_problem()
+            .map(|p| format!("warning: {field} = true: {p}; the negatives are not model samples"))
+    }
+
     /// Checks every field and returns the settings the trainer runs on.
     pub fn check(self) -> Result<TrainSettings> {
         positive("lr", self.lr)?;
@@ -166,6 +232,15 @@ impl TrainConfig {
             ));
         }
         positive("neg_dt", self.neg_dt)?;
+        if self.has_cd_phase()
+            && !self.allow_short_negatives
+            && let Some(problem) = self.negatives_problem()
+        {
+            return Err(Error::config(
+                "neg_steps",
+                format!("{problem}; raise neg_steps (or set allow_short_negatives = true)"),
+            ));
+        }
         if !(0.0..1.0).contains(&self.ema_decay) {
             return Err(Error::config(
                 "ema_decay",
@@ -201,6 +276,7 @@ impl TrainSettings {
     /// Negative-chain settings.
     pub fn chains(&self) -> NegativeChains {
         NegativeChains {
+            init: self.raw.negatives,
             steps: self.raw.neg_steps,
             dt: self.raw.neg_dt,
             eps_max: self.raw.eps_max,
@@ -242,6 +318,59 @@ mod tests {
         assert!(e.to_string().contains("`t_cut`"), "{e}");
         let e: std::result::Result<TrainConfig, _> = serde_json::from_str(r#"{"lrr": 1}"#);
         assert!(e.unwrap_err().to_string().contains("lrr"));
+    }
+
+    /// See: issue 14 (10-20 steps of 0.01 were accepted; tau* 0.5 never reached by 20 x 0.01).
+    #[test]
+    fn short_negative_chains_are_rejected_unless_allowed() {
+        let short = TrainConfig {
+            neg_steps: 20,
+            neg_dt: 0.01,
+            ..Default::default()
+        };
+        let e = short.clone().check().unwrap_err().to_string();
+        assert!(e.contains("`neg_steps`") && e.contains("0.200 < 1"), "{e}");
+        // exactly the threshold passes: 100 x 0.01 = 1, last step at t = 0.99 > tau* 0.9
+        let edge = TrainConfig {
+            neg_steps: 100,
+            ..short.clone()
+        };
+        assert!(edge.clone().check().is_ok());
+        // long enough but the ramp chains never pass tau*
+        let cold = TrainConfig {
+            tau_star: 0.995,
+            ..edge
+        };
+        let e = cold.check().unwrap_err().to_string();
+        assert!(e.contains("`neg_steps`") && e.contains("never heat"), "{e}");
+        // no CD phase: nothing to check
+        let flow_only = TrainConfig {
+            flow_steps: 10_000,
+            ..short.clone()
+        };
+        assert!(flow_only.check().is_ok());
+        // the override: accepted, and says so
+        let allowed = TrainConfig {
+            allow_short_negatives: true,
+            ..short
+        };
+        let w = allowed
+            .negatives_warning("energy.train.allow_short_negatives")
+            .unwrap();
+        assert!(
+            w.contains("allow_short_negatives = true") && w.contains("not model samples"),
+            "{w}"
+        );
+        assert!(allowed.check().is_ok());
+        assert!(TrainConfig::default().negatives_warning("x").is_none());
+    }
+
+    #[test]
+    fn negatives_setting_parses_by_name() {
+        let c: TrainConfig = serde_json::from_str(r#"{"negatives": "data_noise"}"#).unwrap();
+        assert_eq!(c.negatives, NegativeInit::DataNoise);
+        assert_eq!(TrainConfig::default().negatives, NegativeInit::Data);
+        assert!(serde_json::from_str::<TrainConfig>(r#"{"negatives": "noise"}"#).is_err());
     }
 
     #[test]

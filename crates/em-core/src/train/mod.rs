@@ -2,6 +2,7 @@
 //! LR warm-up, global-norm clipping, EMA, JSON-lines loss log, progress bar, checkpoints and
 //! exact resume (the RNG of step `s` is derived from `(seed, s)`).
 
+pub mod cd_share;
 pub mod cfm;
 pub mod clip;
 pub mod config;
@@ -19,7 +20,8 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde::Serialize;
 
-pub use config::{TrainConfig, TrainSettings, ema_decay_for_steps};
+pub use cd_share::{CdShareSummary, MIN_CD_SHARE};
+pub use config::{MIN_NEG_HORIZON, TrainConfig, TrainSettings, ema_decay_for_steps};
 pub use ema::Ema;
 
 use crate::checkpoint::{self, CheckpointMeta};
@@ -43,6 +45,17 @@ pub struct StepReport {
     pub lr: f64,
     /// Global gradient norm before clipping.
     pub grad_norm: f64,
+    /// L2 norm of the flow term's parameter gradient, before clipping (in the warm-up it is
+    /// the whole gradient).
+    pub grad_flow: f64,
+    /// L2 norm of the contrastive term's parameter gradient, before clipping; `None` in the
+    /// warm-up.
+    pub grad_cd: Option<f64>,
+    /// `grad_cd / grad_flow`; `None` in the warm-up.
+    pub grad_ratio: Option<f64>,
+    /// Contrastive share of the gradient, `grad_cd / (grad_flow + grad_cd)` in [0, 1];
+    /// `None` in the warm-up. See [`cd_share`] for the run's summary and its warning.
+    pub cd_share: Option<f64>,
 }
 
 /// Trains a potential `M` (a burn module on an autodiff device) with Energy Matching.
@@ -192,8 +205,9 @@ impl<M: Module + Potential> Trainer<M> {
             return Err(nonfinite(step, "flow loss"));
         }
         let flow_phase = self.settings.is_flow_phase(step);
-        let (total, cd_val) = if flow_phase {
-            (flow, None)
+        let (mut grads, cd_val, split) = if flow_phase {
+            let grads = GradientsParams::from_grads(flow.backward(), &self.model);
+            (grads, None, None)
         } else {
             let sampler = self.model.valid();
             let inner = self.device.clone().inner();
@@ -210,9 +224,15 @@ impl<M: Module + Potential> Trainer<M> {
             if !cd_val.is_finite() {
                 return Err(nonfinite(step, "contrastive term"));
             }
-            (flow + cd, Some(cd_val))
+            // The two terms' graphs share only the parameters, so two backward passes cost
+            // what one on the sum costs and give each term's gradient norm.
+            let g_flow = GradientsParams::from_grads(flow.backward(), &self.model);
+            let g_cd = GradientsParams::from_grads(cd.backward(), &self.model);
+            let n_flow = clip::global_norm(&self.model, &g_flow);
+            let n_cd = clip::global_norm(&self.model, &g_cd);
+            let grads = clip::add_grads(&self.model, g_flow, g_cd);
+            (grads, Some(cd_val), Some((n_flow, n_cd)))
         };
-        let mut grads = GradientsParams::from_grads(total.backward(), &self.model);
         let grad_norm = clip::clip_global_norm(&self.model, &mut grads, cfg.grad_clip);
         if !grad_norm.is_finite() {
             return Err(nonfinite(step, "gradient norm"));
@@ -228,6 +248,10 @@ impl<M: Module + Potential> Trainer<M> {
             cd: cd_val,
             lr,
             grad_norm,
+            grad_flow: split.map_or(grad_norm, |(f, _)| f),
+            grad_cd: split.map(|(_, c)| c),
+            grad_ratio: split.and_then(|(f, c)| (f > 0.0).then(|| c / f)),
+            cd_share: split.map(|(f, c)| cd_share::share(f, c)),
         };
         if let Some((path, file)) = &mut self.log {
             let line = serde_json::to_string(&report).unwrap_or_default();

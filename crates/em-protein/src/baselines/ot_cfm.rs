@@ -3,10 +3,13 @@
 //! `x1 - x0`, sampled by guided Euler from noise, decoded like the EM designs.
 //!
 //! Guidance is the EM predictor term itself ([`PredictorGuidance`], energy
-//! `eps(t)/zeta^2 · 1/2 (f_norm - 1)^2`): each Euler step is
-//! `x <- clamp(x + h v(x, t) - h grad_x E_guide(x; eps(t)))` with `h = 1 / steps`, the same
-//! eps(t) ramp and zeta as the EM design, and one predictor gradient per sample per step. The
-//! ODE has no noise term and no interaction energy (that is what the comparison isolates).
+//! `eps(t)/zeta^2 · 1/2 (f_norm - 1)^2`) on the EM design's own time grid `t_k = k dt`,
+//! `k < steps = t_end / dt`: step k is `x <- clamp(x + h v(x, s_k) - dt grad_x E_guide(x;
+//! eps(t_k)))`, where the flow term (step `h`, flow time `s_k`) covers `[0, 1]` in the first
+//! `min(steps, 1/dt)` steps and is absent after (the field is defined on `[0, 1]` only). So
+//! both samplers get the same guidance window `[tau*, t_end)`, schedule, zeta and step size,
+//! and one predictor gradient per sample per step. The ODE has no noise term and no
+//! interaction energy (that is what the comparison isolates).
 
 use burn::module::{Module, Param};
 use burn::nn::PaddingConfig1d;
@@ -204,9 +207,12 @@ pub fn design_ot_cfm(
     rank_designs(x, length, predictor, cfg, seed, min_gt, max_gt)
 }
 
-/// The guided Euler states at t = 1 (`[n_samples, L*20]`, clamped), before decoding:
-/// `x <- clamp(x + h v(x, t) - h grad_x E(x; t, eps(t)))`, `h = 1 / cfg.steps()`, from
-/// seeded `N(0, I)` noise; `guidance = None` integrates the plain flow.
+/// The guided Euler states at the end (`[n_samples, L*20]`, clamped), before decoding, from
+/// seeded `N(0, I)` noise: `steps = cfg.steps()` steps at the design times `t_k = k cfg.dt`,
+/// each `x <- clamp(x + h v(x, s_k) - dt grad_x E(x; t_k, eps(t_k)))`. The flow term runs
+/// in the first `n_flow = min(steps, round(1 / dt))` steps with `h = 1 / n_flow` and
+/// `s_k = k h` (so it integrates `[0, 1]` exactly) and is dropped after; `guidance = None`
+/// integrates the plain flow.
 pub fn sample_guided(
     field: &SeqVectorField,
     guidance: Option<&dyn EnergyTerm>,
@@ -216,20 +222,32 @@ pub fn sample_guided(
 ) -> Tensor<2> {
     let n = cfg.n_samples;
     let steps = cfg.steps();
-    let h = 1.0 / steps as f64;
+    let n_flow = flow_steps(cfg);
+    let h = 1.0 / n_flow as f64;
     let [lo, hi] = cfg.clamp;
     let mut rng = StdRng::seed_from_u64(step_seed(seed, 0));
     let mut x = host_normal(n, field.length * ALPHABET_SIZE, &mut rng, device);
     for k in 0..steps {
-        let t = k as f64 * h;
-        let v = field.forward(x.clone(), Tensor::<1>::full([n], t, device));
-        let mut next = x.clone() + v * h;
+        let t = k as f64 * cfg.dt;
+        let mut next = x.clone();
+        if k < n_flow {
+            let s = k as f64 * h;
+            next = next + field.forward(x.clone(), Tensor::<1>::full([n], s, device)) * h;
+        } else if guidance.is_none() {
+            break;
+        }
         if let Some(g) = guidance {
-            next = next - g.grad(x, t, cfg.schedule.eps(t)) * h;
+            next = next - g.grad(x, t, cfg.schedule.eps(t)) * cfg.dt;
         }
         x = next.clamp(lo, hi);
     }
     x
+}
+
+/// Steps of [`sample_guided`] that carry the flow term: `min(steps, round(1 / dt))`, at
+/// least 1.
+pub fn flow_steps(cfg: &DesignConfig) -> usize {
+    cfg.steps().min(((1.0 / cfg.dt).round() as usize).max(1))
 }
 
 #[cfg(test)]
@@ -330,6 +348,45 @@ mod tests {
         let g2 = design_ot_cfm(&field, &cnn, -1.0, 1.0, &cfg(0.05), 7, &device).unwrap();
         assert_eq!(g1, g2);
         assert!(g1.sequences.len() <= 4);
+    }
+
+    /// The flow spans `[0, 1]` whatever `t_end`: unguided samples at t_end 1.5 equal those at
+    /// 1.0 (the steps past t = 1 carry guidance only), and guided ones differ (the guidance
+    /// window runs to t_end, as in the EM design).
+    #[test]
+    fn steps_past_one_carry_guidance_only() {
+        let device = Device::flex();
+        let field = net().init(&device);
+        let cnn = CnnConfig::new()
+            .with_kernel_size(3)
+            .with_channels(8)
+            .with_embedding(16)
+            .init(5, &device);
+        let longer = DesignConfig {
+            t_end: 1.5,
+            ..cfg(f64::INFINITY)
+        };
+        assert_eq!((flow_steps(&cfg(1.0)), flow_steps(&longer)), (20, 20));
+        let v = |c: &DesignConfig, g: Option<&dyn EnergyTerm>| -> Vec<f32> {
+            sample_guided(&field, g, c, 1, &device)
+                .into_data()
+                .convert::<f32>()
+                .try_to_vec()
+                .unwrap()
+        };
+        assert_eq!(v(&cfg(f64::INFINITY), None), v(&longer, None));
+        let guidance = PredictorGuidance::new(&cnn, 6, 0.05, 0.25, -1.0, 1.0);
+        let g = Some(&guidance as &dyn EnergyTerm);
+        assert_ne!(
+            v(&cfg(0.05), g),
+            v(
+                &DesignConfig {
+                    zeta: 0.05,
+                    ..longer
+                },
+                g
+            )
+        );
     }
 
     #[test]

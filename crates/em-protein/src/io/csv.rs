@@ -25,6 +25,21 @@ pub fn parse_csv(bytes: &[u8], path: &Path, options: &ReadOptions) -> Result<Vec
         message: format!("malformed CSV: {e}"),
     };
     let header = reader.headers().map_err(csv_err)?.clone();
+    // A repeated column name would make "the score column" ambiguous.
+    for (i, h) in header.iter().enumerate() {
+        if let Some(j) = header.iter().take(i).position(|g| g.trim() == h.trim()) {
+            return Err(Error::Format {
+                path: path.to_path_buf(),
+                line: 1,
+                message: format!(
+                    "column '{}' appears twice in the header (columns {} and {})",
+                    h.trim(),
+                    j + 1,
+                    i + 1
+                ),
+            });
+        }
+    }
     let find = |name: &str| header.iter().position(|h| h.trim() == name);
     let missing = |name: &str| Error::MissingColumn {
         path: path.to_path_buf(),
@@ -34,6 +49,7 @@ pub fn parse_csv(bytes: &[u8], path: &Path, options: &ReadOptions) -> Result<Vec
     let seq_col =
         find(&options.sequence_column).ok_or_else(|| missing(&options.sequence_column))?;
     let score_col = match (find(&options.score_column), options.score) {
+        (_, ScoreRule::Ignored) => None,
         (Some(c), _) => Some(c),
         (None, ScoreRule::Optional) => None,
         (None, ScoreRule::Required) => return Err(missing(&options.score_column)),
@@ -64,7 +80,7 @@ pub fn parse_csv(bytes: &[u8], path: &Path, options: &ReadOptions) -> Result<Vec
         let score = match score_col.map(|c| row.get(c).unwrap_or("")) {
             None => None,
             Some(v) if v.trim().is_empty() => match options.score {
-                ScoreRule::Optional => None,
+                ScoreRule::Optional | ScoreRule::Ignored => None,
                 ScoreRule::Required => {
                     return Err(Error::MissingScore {
                         path: path.to_path_buf(),
@@ -180,5 +196,28 @@ mod tests {
         };
         let r = parse_csv(b"id,sequence\nd1,AR\n", Path::new("f.csv"), &opts).unwrap();
         assert_eq!((r[0].id.as_str(), r[0].score), ("d1", None));
+    }
+
+    /// See: issue 20. A repeated header column was accepted (which one is the score?), and
+    /// a NaN in a score column that is not used blocked `oracle`.
+    #[test]
+    fn repeated_columns_are_refused_and_ignored_scores_are_not_read() {
+        let e = parse_csv(
+            b"sequence,score,score\nAR,1,2\n",
+            Path::new("f.csv"),
+            &ReadOptions::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("f.csv:1: column 'score' appears twice in the header (columns 2 and 3)"),
+            "{e}"
+        );
+        let opts = ReadOptions {
+            score: ScoreRule::Ignored,
+            ..Default::default()
+        };
+        let r = parse_csv(b"sequence,score\nAR,NaN\n", Path::new("f.csv"), &opts).unwrap();
+        assert_eq!(r[0].score, None);
     }
 }

@@ -93,6 +93,7 @@ pub fn parse_fasta(bytes: &[u8], path: &Path, options: &ReadOptions) -> Result<V
                 .map(|(_, v)| v)
         });
         let score = match (token, options.score) {
+            (_, ScoreRule::Ignored) => None,
             (Some(v), _) => Some(parse_score(v, path, header_line, &options.score_column)?),
             (None, ScoreRule::Optional) => None,
             (None, ScoreRule::Required) => {

@@ -47,6 +47,9 @@ pub enum ScoreRule {
     Required,
     /// Scores are read when present (and must then be finite).
     Optional,
+    /// Scores are not read at all: a score column or header key is left alone, whatever it
+    /// holds (scoring files with the oracle, where a stale or NaN score must not block).
+    Ignored,
 }
 
 /// What to do with a sequence that occurs more than once in a scored file.
@@ -145,6 +148,8 @@ pub fn read_records(path: &Path, options: &ReadOptions) -> Result<Vec<Record>> {
 
 /// [`read_records`] on bytes already in memory; `path` only labels errors.
 pub fn parse_records(bytes: &[u8], path: &Path, options: &ReadOptions) -> Result<Vec<Record>> {
+    // A UTF-8 byte-order mark (Windows editors write one) is not part of the content.
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
     let records = match first {
         None => {
@@ -313,8 +318,28 @@ pub struct Annotated {
     pub fields: Vec<(String, String)>,
 }
 
-/// Write a file atomically: `body` writes into a temporary file in the same directory,
-/// which is renamed over `path` only after everything was written and flushed.
+/// A temp file `.<name>.<random>.tmp` in `dir` to be renamed over `dir/name`, created with
+/// the mode a plain create gives (`0666` less the umask), not `tempfile`'s private `0600`:
+/// the one place every atomic write of the workspace makes its temp file.
+pub fn temp_file_for(dir: &Path, name: &str) -> std::io::Result<tempfile::NamedTempFile> {
+    let prefix = format!(".{name}.");
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix).suffix(".tmp");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // Applied at creation, so the umask narrows it as for any new file.
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    builder.tempfile_in(dir)
+}
+
+/// Write a file atomically: `body` writes into a temporary file in the same directory
+/// (`.<name>.<random>.tmp`), which is renamed over `path` only after everything was written
+/// and flushed. The file gets the mode a plain create would give it (`0666` less the umask,
+/// e.g. `0644`), not the temp file's private `0600`, so colleagues can read results. A
+/// failed write leaves neither the temp file nor a partial `path`; a `path` that is a
+/// folder is refused before anything is written.
 ///
 /// ```
 /// let dir = tempfile::tempdir().unwrap();
@@ -326,11 +351,23 @@ pub fn write_atomic(
     path: &Path,
     body: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
 ) -> Result<()> {
+    if path.is_dir() {
+        return Err(Error::io(
+            path,
+            std::io::Error::new(
+                std::io::ErrorKind::IsADirectory,
+                "is a folder; give the path of a file to write",
+            ),
+        ));
+    }
     let dir: PathBuf = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let tmp = tempfile::NamedTempFile::new_in(&dir).map_err(|e| Error::io(&dir, e))?;
+    let name = path
+        .file_name()
+        .map_or("out".into(), |n| n.to_string_lossy().into_owned());
+    let tmp = temp_file_for(&dir, &name).map_err(|e| Error::io(&dir, e))?;
     {
         let mut w = std::io::BufWriter::new(tmp.as_file());
         body(&mut w).map_err(|e| Error::io(path, e))?;
@@ -358,6 +395,19 @@ mod tests {
         std::fs::write(&p, gz.finish().unwrap()).unwrap();
         let r = read_records(&p, &opts()).unwrap();
         assert_eq!(r[0].score, Some(1.5));
+    }
+
+    /// See: issue 20. A FASTA saved with a UTF-8 byte-order mark was read as CSV.
+    #[test]
+    fn a_byte_order_mark_is_skipped() {
+        let p = Path::new("bom.fasta");
+        let r = parse_records(b"\xEF\xBB\xBF>a score=1\nARN\n", p, &opts()).unwrap();
+        assert_eq!(
+            (r[0].id.as_str(), r[0].sequence.to_string()),
+            ("a", "ARN".into())
+        );
+        let r = parse_records(b"\xEF\xBB\xBFsequence,score\nAR,2\n", p, &opts()).unwrap();
+        assert_eq!(r[0].score, Some(2.0));
     }
 
     #[test]
@@ -393,5 +443,25 @@ mod tests {
         assert!(failed.is_err());
         assert_eq!(std::fs::read(&p).unwrap(), b"1");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        // A folder as the target is refused and leaves nothing behind (issue 20).
+        let e = write_atomic(dir.path(), |w| w.write_all(b"x")).unwrap_err();
+        assert!(e.to_string().contains("is a folder"), "{e}");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    /// See: issue 20. Written files get `0666 & !umask`, not the temp file's 0600. The umask
+    /// is read without changing it: a plain `File::create` gets exactly that mode.
+    #[cfg(unix)]
+    #[test]
+    fn atomic_write_gives_the_umask_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("plain");
+        std::fs::File::create(&plain).unwrap();
+        let want = std::fs::metadata(&plain).unwrap().permissions().mode() & 0o777;
+        let p = dir.path().join("o.txt");
+        write_atomic(&p, |w| w.write_all(b"1")).unwrap();
+        let got = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(format!("{got:o}"), format!("{want:o}"));
     }
 }

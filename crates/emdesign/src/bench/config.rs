@@ -123,7 +123,9 @@ struct RawHeader {
     top_k: Option<usize>,
 }
 
-/// `[ot_cfm]`: the vector field and its training.
+/// `[ot_cfm]`: the shape of the vector field. It trains with the task's own
+/// `[energy.train]` optimiser settings (steps, batch size, learning rate, EMA decay), so the
+/// energy and the field of a task always train the same number of steps alike.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct OtCfmSettings {
@@ -133,14 +135,6 @@ pub struct OtCfmSettings {
     pub kernel: usize,
     /// Hidden blocks.
     pub blocks: usize,
-    /// Training steps.
-    pub steps: u64,
-    /// Minibatch size.
-    pub batch_size: usize,
-    /// Adam step size.
-    pub lr: f64,
-    /// EMA decay of the sampled weights.
-    pub ema_decay: f64,
 }
 
 impl Default for OtCfmSettings {
@@ -149,10 +143,6 @@ impl Default for OtCfmSettings {
             hidden_channels: 64,
             kernel: 5,
             blocks: 3,
-            steps: 3000,
-            batch_size: 128,
-            lr: 1e-3,
-            ema_decay: 0.99,
         }
     }
 }

@@ -3,10 +3,11 @@
 //!
 //! [`config`] checks the bench file, [`tasks`] prepares each task once (protein tasks through
 //! the protein workflow's cached stages), [`cell`] runs and caches one cell, [`output`] and
-//! [`plot`] write the results.
+//! [`plot`] write the results; [`fairness`] states the EM vs OT-CFM terms in `bench.md`.
 
 pub mod cell;
 pub mod config;
+pub mod fairness;
 pub mod output;
 pub mod plot;
 pub mod tasks;
@@ -113,7 +114,9 @@ pub fn run(args: &BenchArgs, data_dir: Option<&Path>) -> Result<()> {
 }
 
 /// How each method spends the budget and the settings it ran with (the note under the
-/// table); building it checks every protein task's `[protein]` tables.
+/// table), with the fairness terms of the EM vs OT-CFM comparison: equal training steps,
+/// the same guidance window, both parameter counts, and more chains than `top_k`. Building
+/// it checks every protein task's `[protein]` tables, and that top-k selection applies.
 fn budget_note(plan: &config::BenchPlan) -> Result<String> {
     let mut notes = Vec::new();
     let samplers = plan
@@ -121,7 +124,7 @@ fn budget_note(plan: &config::BenchPlan) -> Result<String> {
         .iter()
         .any(|m| m.is_em() || *m == Method::OtCfm);
     for &task in &plan.tasks {
-        if let BenchTask::Protein(..) = task {
+        if let BenchTask::Protein(t, _) = task {
             let p = tasks::protein_plan(plan, task, &plan.run_dir)?;
             if samplers {
                 let cfg = tasks::sampler_config(
@@ -130,17 +133,32 @@ fn budget_note(plan: &config::BenchPlan) -> Result<String> {
                     plan.budget,
                     plan.top_k,
                 )?;
+                if cfg.n_samples <= plan.top_k {
+                    anyhow::bail!(
+                        "{}: bench.budget {} gives {} EM/OT-CFM chains on {}, not more than \
+                         bench.top_k {}: top-k selection would not apply (raise the budget or \
+                         lower top_k)",
+                        plan.path.display(),
+                        plan.budget,
+                        cfg.n_samples,
+                        task.name(),
+                        plan.top_k
+                    );
+                }
                 let d = &p.design;
+                let sizes = fairness::model_sizes(plan, &p, t.length())?;
                 notes.push(format!(
-                    "{}: EM/OT-CFM run {} chains x {} steps (+1 final score each), zeta {}, \
-                     t_end {}, sigma_W {} (quadratic), {} (kernel)",
+                    "{}: EM/OT-CFM run {} chains x {} steps (+1 final score each; top {} of \
+                     them kept), zeta {}, t_end {}, sigma_W {} (quadratic), {} (kernel); {}",
                     task.name(),
                     cfg.n_samples,
                     cfg.steps(),
+                    plan.top_k,
                     d.zeta,
                     d.t_end,
                     d.sigma_w,
-                    d.kernel_sigma_w()
+                    d.kernel_sigma_w(),
+                    fairness::statement(&p, &cfg, sizes),
                 ));
             }
         }
@@ -175,20 +193,48 @@ mod tests {
         };
         let plan = config::load(&path, &narrow("em-kernel,gwg")).unwrap();
         let note = budget_note(&plan).unwrap();
-        // 16384 calls / (130 + 1) = 125 chains; aav-medium runs t_end 1.7: 170 steps, 95 chains.
+        // 32768 calls / (130 + 1) = 250 chains; aav-medium runs t_end 1.7: 170 steps, 191
+        // chains; both more than top_k 128.
         for part in [
-            "gfp-hard: EM/OT-CFM run 125 chains x 130 steps (+1 final score each), zeta 0.01, \
-             t_end 1.3, sigma_W 2.03 (quadratic), 0.02 (kernel)",
-            "aav-medium: EM/OT-CFM run 95 chains x 170 steps",
-            "sigma_W 4.3 (quadratic), 0.1 (kernel)",
+            "gfp-hard: EM/OT-CFM run 250 chains x 130 steps (+1 final score each; top 128 of \
+             them kept), zeta 0.01, t_end 1.3, sigma_W 2.87 (quadratic), 0.02 (kernel)",
+            "aav-medium: EM/OT-CFM run 191 chains x 170 steps",
+            "sigma_W 6.11 (quadratic), 0.1 (kernel)",
             "GWG: temperature 0.03, 64 chains",
+            "gfp-hard: the energy and the OT-CFM field both train 600 steps",
+            "aav-medium: the energy and the OT-CFM field both train 1500 steps",
+            "guidance over t in [0.5, 1.3) at dt 0.01 for both",
+            "guidance over t in [0.5, 1.7) at dt 0.01 for both",
         ] {
             assert!(note.contains(part), "{part:?} not in {note}");
         }
+        // Both parameter counts are stated, with their ratio.
+        assert!(note.contains("parameters: energy "), "{note}");
+        assert!(note.contains(", OT-CFM field "), "{note}");
         let plan = config::load(&path, &narrow("random")).unwrap();
         assert_eq!(
             budget_note(&plan).unwrap(),
             "baselines count calls with em-protein's Budget"
+        );
+    }
+
+    #[test]
+    fn too_few_chains_for_top_k_is_an_error() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../workflows/bench.toml");
+        let mut plan = config::load(
+            &path,
+            &Overrides {
+                methods: Some(vec!["ot-cfm".into()]),
+                tasks: Some(vec!["aav-hard".into()]),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        plan.budget = 16384; // 125 chains of 131 calls: fewer than top_k 128
+        let e = budget_note(&plan).unwrap_err().to_string();
+        assert!(
+            e.contains("125 EM/OT-CFM chains on aav-hard") && e.contains("top_k 128"),
+            "{e}"
         );
     }
 }

@@ -28,6 +28,7 @@ use crate::stage::protein_files::{load_predictor, read_split, read_train};
 use crate::stage::{self, Runner};
 use crate::workflow::plan::{Body, build};
 use crate::workflow::protein::Design;
+use crate::workflow::toy2d::Train;
 use crate::workflow::{Source, protein::Protein};
 
 /// Seed stream of the OT-CFM trainer (derived from the bench seed).
@@ -45,6 +46,9 @@ pub struct ProteinEnv {
     pub design: Design,
     /// The OT-CFM field, trained (or loaded) on first use.
     pub ot_cfm: Option<SeqVectorField>,
+    /// The energy's `[energy.train]` settings (the OT-CFM field trains with the same
+    /// steps, batch size, learning rate and EMA decay).
+    pub energy_train: Train,
     /// Sequence length.
     pub length: usize,
 }
@@ -164,6 +168,7 @@ pub fn prepare(
                     potential,
                     design: p.design.clone(),
                     ot_cfm: None,
+                    energy_train: p.energy.train.clone(),
                     length: split.length,
                 })),
             })
@@ -215,6 +220,32 @@ pub fn sampler_config(
     Ok(cfg)
 }
 
+/// The OT-CFM vector field of the bench for sequences of `length` residues.
+pub fn ot_cfm_net(plan: &BenchPlan, length: usize) -> VectorFieldConfig {
+    let s = &plan.ot_cfm;
+    VectorFieldConfig::new(length)
+        .with_hidden_channels(s.hidden_channels)
+        .with_kernel(s.kernel)
+        .with_blocks(s.blocks)
+}
+
+/// The OT-CFM trainer: the task energy's steps, batch size, learning rate, warm-up rule and
+/// EMA decay (flow loss only), seeded from the bench seed.
+pub fn ot_cfm_train(plan: &BenchPlan, energy: &Train) -> TrainConfig {
+    let steps = energy.steps as u64;
+    TrainConfig {
+        total_steps: steps,
+        flow_steps: steps,
+        batch_size: energy.batch_size,
+        lr: energy.lr,
+        lr_warmup_steps: (steps / 10).min(100),
+        ema_decay: energy.ema_decay,
+        checkpoint_every: 0,
+        seed: step_seed(plan.seed, SEED_OT_CFM),
+        ..TrainConfig::default()
+    }
+}
+
 impl TaskEnv {
     /// The OT-CFM field of this task, trained on the training split once and cached as
     /// `ot_cfm/<key>.bin` in the task directory (reused by later runs).
@@ -227,21 +258,8 @@ impl TaskEnv {
             return Err(anyhow!("OT-CFM runs on protein tasks only"));
         };
         let s = &plan.ot_cfm;
-        let net = VectorFieldConfig::new(env.length)
-            .with_hidden_channels(s.hidden_channels)
-            .with_kernel(s.kernel)
-            .with_blocks(s.blocks);
-        let train = TrainConfig {
-            total_steps: s.steps,
-            flow_steps: s.steps,
-            batch_size: s.batch_size,
-            lr: s.lr,
-            lr_warmup_steps: (s.steps / 10).min(100),
-            ema_decay: s.ema_decay,
-            checkpoint_every: 0,
-            seed: step_seed(plan.seed, SEED_OT_CFM),
-            ..TrainConfig::default()
-        };
+        let net = ot_cfm_net(plan, env.length);
+        let train = ot_cfm_train(plan, &env.energy_train);
         let data_key: Vec<_> = self
             .upstream
             .iter()
@@ -251,7 +269,11 @@ impl TaskEnv {
         let key = cache::fingerprint(
             "bench.ot_cfm",
             // `arch` names the field's layout: a cached field of another layout is not reused.
-            &serde_json::json!({ "settings": s, "seed": train.seed, "arch": "conv+position" }),
+            &serde_json::json!({
+                "settings": s, "seed": train.seed, "arch": "conv+position",
+                "steps": train.total_steps, "batch_size": train.batch_size, "lr": train.lr,
+                "ema_decay": train.ema_decay,
+            }),
             &[],
             &data_key,
         )?;
@@ -269,7 +291,7 @@ impl TaskEnv {
             } else {
                 progress.line(&format!(
                     "{}: training OT-CFM ({} steps)",
-                    self.name, s.steps
+                    self.name, train.total_steps
                 ));
                 let field = train_ot_cfm(&self.training, &net, &train, &device)?;
                 let bytes = field

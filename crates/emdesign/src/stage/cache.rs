@@ -1,7 +1,10 @@
 //! Stage cache keys and completion records (cargo fingerprinting style): a key hashes the
 //! stage kind, its canonical config, its input files' contents, its upstream stages' keys and
-//! the crate version; the record holding it is written last, after the stage succeeded.
+//! the crate version; the record holding it is written last, after the stage succeeded, and
+//! carries the SHA-256 of every output file, so a stage whose output was truncated or altered
+//! afterwards is not taken for fresh.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -116,6 +119,9 @@ pub struct Record {
     pub headline: Vec<(String, String)>,
     /// Everything else the stage reported.
     pub metrics: serde_json::Value,
+    /// SHA-256 (hex) of each output file, by path relative to the stage directory (`/`
+    /// separated), the record itself excepted.
+    pub outputs: BTreeMap<String, String>,
 }
 
 /// Read a stage directory's record, `None` if absent or unreadable (then the stage is stale).
@@ -124,16 +130,58 @@ pub fn read_record(dir: &Path) -> Option<Record> {
     serde_json::from_str(&text).ok()
 }
 
-/// Write `bytes` to `path` atomically (temp file in the same directory, then rename).
+/// SHA-256 of every file below `dir` (recursively), the completion record excepted.
+pub fn hash_outputs(dir: &Path) -> Result<BTreeMap<String, String>> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) -> Result<()> {
+        let entries =
+            std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))?;
+        for entry in entries {
+            let entry = entry.with_context(|| format!("cannot list {}", dir.display()))?;
+            let path = entry.path();
+            let kind = entry
+                .file_type()
+                .with_context(|| format!("cannot stat {}", path.display()))?;
+            if kind.is_dir() {
+                walk(root, &path, out)?;
+                continue;
+            }
+            let rel: Vec<String> = path
+                .strip_prefix(root)
+                .unwrap_or(&path)
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect();
+            let rel = rel.join("/");
+            if rel != RECORD {
+                out.insert(rel, hash_file(&path)?);
+            }
+        }
+        Ok(())
+    }
+    let mut out = BTreeMap::new();
+    walk(dir, dir, &mut out)?;
+    Ok(out)
+}
+
+/// Check a finished stage's output files against its record: `Err` names the first file
+/// that is missing or whose contents changed.
+pub fn verify_outputs(dir: &Path, record: &Record) -> std::result::Result<(), String> {
+    for (rel, sum) in &record.outputs {
+        let path = dir.join(rel);
+        match hash_file(&path) {
+            Ok(h) if &h == sum => {}
+            Ok(_) => return Err(format!("{} was altered or truncated", path.display())),
+            Err(_) => return Err(format!("{} is missing or unreadable", path.display())),
+        }
+    }
+    Ok(())
+}
+
+/// Write `bytes` to `path` atomically through em-protein's one atomic-write helper (temp
+/// file in the same directory, flushed, given the umask's normal mode, then renamed).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map_or("out".into(), |n| n.to_string_lossy().into_owned());
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path)
-        .with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))
+    em_protein::io::write_atomic(path, |w| w.write_all(bytes))?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -176,6 +224,34 @@ mod tests {
             hash_file(&f).unwrap(),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
+    }
+
+    #[test]
+    fn outputs_are_hashed_and_verified() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        std::fs::write(dir.path().join("a.csv"), "1,2\n").unwrap();
+        std::fs::write(dir.path().join("sub/b.bin"), [0u8, 1, 2]).unwrap();
+        std::fs::write(dir.path().join(RECORD), "{}").unwrap();
+        let outputs = hash_outputs(dir.path()).unwrap();
+        assert_eq!(outputs.keys().collect::<Vec<_>>(), ["a.csv", "sub/b.bin"]);
+        let record = Record {
+            stage: "s".into(),
+            kind: "k".into(),
+            key: Key("0".into()),
+            version: "0".into(),
+            wall_secs: 0.0,
+            headline: vec![],
+            metrics: json!({}),
+            outputs,
+        };
+        assert_eq!(verify_outputs(dir.path(), &record), Ok(()));
+        std::fs::write(dir.path().join("sub/b.bin"), [0u8, 1, 3]).unwrap();
+        let e = verify_outputs(dir.path(), &record).unwrap_err();
+        assert!(e.contains("b.bin was altered"), "{e}");
+        std::fs::remove_file(dir.path().join("a.csv")).unwrap();
+        let e = verify_outputs(dir.path(), &record).unwrap_err();
+        assert!(e.contains("a.csv is missing"), "{e}");
     }
 
     #[test]

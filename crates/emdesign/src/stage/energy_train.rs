@@ -1,6 +1,7 @@
 //! Shared glue of the resumable Energy Matching stages (toy2d and protein `energy`): resume a
 //! trainer from the stage's checkpoint directory, run it to the last step with a progress bar and
-//! pruned checkpoints, and summarise the run as the stage's outcome.
+//! pruned checkpoints, and summarise the run as the stage's outcome: the contrastive share of
+//! the gradient over the CD phase (`train_summary.json`) and the warnings (stderr and log).
 
 use std::path::{Path, PathBuf};
 
@@ -8,7 +9,7 @@ use anyhow::{Context, Result};
 use burn::module::Module;
 use em_core::data::DataMatrix;
 use em_core::potential::Potential;
-use em_core::train::{StepReport, TrainSettings, Trainer};
+use em_core::train::{CdShareSummary, StepReport, TrainSettings, Trainer};
 
 use super::{Outcome, StageCtx};
 
@@ -17,6 +18,13 @@ pub const CHECKPOINTS: &str = "checkpoints";
 
 /// Checkpoints kept in the stage directory (older ones are deleted as training goes).
 pub const KEEP_CHECKPOINTS: usize = 2;
+
+/// The loss log: one JSON line per step ([`StepReport`]), then one `{"step", "warning"}` line
+/// per warning of the run.
+pub const LOG: &str = "train_log.jsonl";
+
+/// The run's summary: steps, the CD-phase gradient share ([`CdShareSummary`]) and warnings.
+pub const SUMMARY: &str = "train_summary.json";
 
 /// A trainer run to its last step inside a stage directory.
 pub(super) struct EnergyRun<M> {
@@ -28,12 +36,18 @@ pub(super) struct EnergyRun<M> {
     pub resumed_at: u64,
     /// Report of the last step run now (`None` when nothing was left to do).
     pub last: Option<StepReport>,
+    /// Contrastive share of the gradient over the CD steps of the whole log.
+    pub cd_share: Option<CdShareSummary>,
+    /// Warnings of the run (also printed and logged).
+    pub warnings: Vec<String>,
 }
 
 /// Train `model` on `data` up to `total` steps inside the stage directory: resume from its
 /// checkpoints, keep the loss log to the steps really done, checkpoint every `every` steps and
-/// at the end, keeping the newest [`KEEP_CHECKPOINTS`]. Warns when the EMA
-/// (`[energy.train] ema_decay`) would keep much of the random initialisation.
+/// at the end, keeping the newest [`KEEP_CHECKPOINTS`]. Warns (stderr, log and summary) when
+/// the EMA (`[energy.train] ema_decay`) would keep much of the random initialisation, when
+/// short negatives were allowed (`allow_short_negatives`), and when the contrastive share of
+/// the gradient stays below 1% over the CD phase.
 pub(super) fn train_resumable<M: Module + Potential>(
     ctx: &StageCtx,
     model: M,
@@ -42,7 +56,16 @@ pub(super) fn train_resumable<M: Module + Potential>(
     total: u64,
     every: u64,
 ) -> Result<EnergyRun<M>> {
-    if let Some(w) = settings.config().ema_warning("energy.train.ema_decay") {
+    let mut warnings: Vec<String> = [
+        settings.config().ema_warning("energy.train.ema_decay"),
+        settings
+            .config()
+            .negatives_warning("energy.train.allow_short_negatives"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    for w in &warnings {
         eprintln!("{w}");
     }
     let ckpt_dir = ctx.out.join(CHECKPOINTS);
@@ -52,7 +75,7 @@ pub(super) fn train_resumable<M: Module + Potential>(
         .with_checkpoint_dir(&ckpt_dir)
         .resume()?;
     let resumed_at = trainer.step_count();
-    let log = ctx.out.join("train_log.jsonl");
+    let log = ctx.out.join(LOG);
     truncate_log(&log, resumed_at)?;
     let mut trainer = trainer.with_log(&log)?;
 
@@ -70,12 +93,63 @@ pub(super) fn train_resumable<M: Module + Potential>(
         last = Some(r);
     }
     bar.finish_and_clear();
+    let cd_share = CdShareSummary::from_shares(&logged_cd_shares(&log)?);
+    if let Some(w) = cd_share
+        .as_ref()
+        .and_then(|s| s.warning("energy.train.lambda_cd"))
+    {
+        eprintln!("{w}");
+        warnings.push(w);
+    }
+    append_warnings(&log, total, &warnings)?;
+    let summary = serde_json::json!({
+        "steps": total,
+        "negatives": trainer.settings().config().negatives,
+        "neg_horizon": trainer.settings().config().neg_steps as f64
+            * trainer.settings().config().neg_dt,
+        "allow_short_negatives": trainer.settings().config().allow_short_negatives,
+        "cd_share": cd_share,
+        "warnings": warnings,
+    });
+    let path = ctx.out.join(SUMMARY);
+    std::fs::write(&path, serde_json::to_string_pretty(&summary)? + "\n")
+        .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(EnergyRun {
         trainer,
         ckpt_dir,
         resumed_at,
         last,
+        cd_share,
+        warnings,
     })
+}
+
+/// The `cd_share` of every logged CD step of the log at `path`.
+fn logged_cd_shares(path: &Path) -> Result<Vec<f64>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v.get("cd_share").and_then(serde_json::Value::as_f64))
+        .collect())
+}
+
+/// Appends one `{"step": step, "warning": w}` line per warning to the log at `path`.
+fn append_warnings(path: &Path, step: u64, warnings: &[String]) -> Result<()> {
+    use std::io::Write as _;
+    if warnings.is_empty() {
+        return Ok(());
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    for w in warnings {
+        let line = serde_json::json!({ "step": step, "warning": w });
+        writeln!(f, "{line}").with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
 }
 
 impl<M> EnergyRun<M> {
@@ -93,6 +167,9 @@ impl<M> EnergyRun<M> {
                 headline.push(("cd".into(), format!("{cd:.4}")));
             }
         }
+        if let Some(s) = &self.cd_share {
+            headline.push(("cd_share".into(), format!("{:.2}%", 100.0 * s.median)));
+        }
         Outcome {
             headline,
             metrics: serde_json::json!({
@@ -100,6 +177,8 @@ impl<M> EnergyRun<M> {
                 "resumed_at": resumed_at,
                 "final_flow_loss": last.as_ref().map(|r| r.flow),
                 "final_cd": last.as_ref().and_then(|r| r.cd),
+                "cd_share": self.cd_share,
+                "warnings": self.warnings,
             }),
         }
     }
@@ -124,7 +203,8 @@ pub(super) fn prune_checkpoints(dir: &Path, keep: usize) -> Result<()> {
     Ok(())
 }
 
-/// Keep only the log lines of steps `<= step` (the steps a resumed trainer has really done).
+/// Keep only the log lines of steps `<= step` (the steps a resumed trainer has really done);
+/// warning lines go too (the end of the run writes them again).
 pub(super) fn truncate_log(path: &Path, step: u64) -> Result<()> {
     let Ok(text) = std::fs::read_to_string(path) else {
         return Ok(());
@@ -134,6 +214,7 @@ pub(super) fn truncate_log(path: &Path, step: u64) -> Result<()> {
         .filter(|l| {
             serde_json::from_str::<serde_json::Value>(l)
                 .ok()
+                .filter(|v| v.get("warning").is_none())
                 .and_then(|v| v.get("step").and_then(serde_json::Value::as_u64))
                 .is_some_and(|s| s <= step)
         })
@@ -177,7 +258,11 @@ mod tests {
     fn truncate_log_keeps_done_steps() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("log.jsonl");
-        std::fs::write(&p, "{\"step\":1}\n{\"step\":2}\n{\"step\":3}\n{\"ste").unwrap();
+        std::fs::write(
+            &p,
+            "{\"step\":1}\n{\"step\":2}\n{\"step\":2,\"warning\":\"w\"}\n{\"step\":3}\n{\"ste",
+        )
+        .unwrap();
         truncate_log(&p, 2).unwrap();
         assert_eq!(
             std::fs::read_to_string(&p).unwrap(),

@@ -41,6 +41,9 @@ pub struct TableRow {
     pub train_steps: Option<usize>,
     /// Function evaluations per sample (none for the floor).
     pub nfe: Option<usize>,
+    /// Trainable parameters of the model (the energy network for EM, the vector field for
+    /// OT-CFM; from the training stage's record; none for the floor).
+    pub params: Option<u64>,
     /// Workflow seed.
     pub seed: u64,
     /// Wall time of the model's training stage, seconds.
@@ -73,19 +76,20 @@ impl ImageReport {
         let secs = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.1}"));
         let mut s = format!(
             "# {} ({}, {} training images)\n\n\
-             | method | FID | KID mean (std) | N | train steps | NFE | seed | train (s) | sample (s) |\n\
-             |---|---|---|---|---|---|---|---|---|\n",
+             | method | FID | KID mean (std) | N | parameters | train steps | NFE | seed | train (s) | sample (s) |\n\
+             |---|---|---|---|---|---|---|---|---|---|\n",
             self.name, self.dataset, self.n_train
         );
         for r in &self.table {
             let _ = writeln!(
                 s,
-                "| {} | {:.2} | {:.4} ({:.4}) | {} | {} | {} | {} | {} | {} |",
+                "| {} | {:.2} | {:.4} ({:.4}) | {} | {} | {} | {} | {} | {} | {} |",
                 r.method,
                 r.fid,
                 r.kid_mean,
                 r.kid_std,
                 r.n,
+                r.params.map_or("-".into(), |p| p.to_string()),
                 opt(r.train_steps),
                 opt(r.nfe),
                 r.seed,
@@ -139,8 +143,12 @@ impl Stage for ReportStage {
         let rows: Vec<Row> = serde_json::from_str(&text)
             .with_context(|| format!("{}: not a metrics table", path.display()))?;
         let mut stages = Vec::new();
+        let mut params = std::collections::BTreeMap::new();
         for name in TIMED {
             if let Some(r) = cache::read_record(ctx.input(name)?) {
+                if let Some(p) = r.metrics.get("params").and_then(serde_json::Value::as_u64) {
+                    params.insert(name, p);
+                }
                 stages.push(StageTime {
                     stage: name.into(),
                     wall_secs: r.wall_secs,
@@ -167,6 +175,7 @@ impl Stage for ReportStage {
                     n: r.n,
                     train_steps: model.then_some(c.train.steps),
                     nfe: model.then_some(c.sample.nfe),
+                    params: params.get(train).copied(),
                     seed: self.header.seed,
                     train_secs: wall(train),
                     sample_secs: wall(sample),

@@ -79,6 +79,8 @@ pub fn train_config(cfg: &Image, seed: u64) -> TrainConfig {
         tau_star: e.tau_star,
         neg_steps: e.langevin_steps,
         neg_dt: e.langevin_dt,
+        negatives: e.negatives,
+        allow_short_negatives: e.allow_short_negatives,
         ema_decay: t.ema_decay,
         grad_clip: t.grad_clip,
         checkpoint_every: e.checkpoint_every as u64,

@@ -10,14 +10,17 @@ pub mod image_metrics;
 pub mod image_report;
 pub mod image_sample;
 pub mod image_train;
+pub mod memory;
 pub mod points;
 pub mod protein_data;
 pub mod protein_design;
 pub mod protein_energy;
 pub mod protein_evaluate;
+pub mod protein_fasta;
 pub mod protein_files;
 pub mod protein_report;
 pub mod published;
+pub mod run_dir;
 pub mod run_lock;
 pub mod runner;
 pub mod toy_data;
@@ -78,16 +81,38 @@ fn protein_stages(
     let task = p.data.task;
     let oracle_path = task.checkpoint(&dir, Checkpoint::Oracle)?;
     let ggs_path = match p.predictor {
-        Predictor::Ggs { smoothed } => Some(task.checkpoint(
-            &dir,
-            Checkpoint::Predictor {
-                difficulty: p.data.difficulty,
-                smoothed,
-            },
-        )?),
+        Predictor::Ggs { smoothed } => Some(
+            task.checkpoint(
+                &dir,
+                Checkpoint::Predictor {
+                    difficulty: p.data.difficulty,
+                    smoothed,
+                },
+            )
+            .map_err(|e| match e {
+                em_protein::error::Error::MissingData { path, .. } => anyhow::anyhow!(
+                    "{}: missing. `[predictor] source = \"ggs\"` needs the published GGS \
+                     predictor of this split, which `emdesign data fetch` cannot download (it \
+                     has no pinned source): set `[predictor] source = \"train\"` to train one \
+                     from the ground truth, or copy the file from the shared benchmark mirror",
+                    path.display()
+                ),
+                other => other.into(),
+            })?,
+        ),
         Predictor::Train { .. } => None,
     };
     let seed = plan.workflow.seed;
+    let estimates = memory::protein(p);
+    let bounded = |inner: Box<dyn Stage>| -> Box<dyn Stage> {
+        match estimates.iter().find(|(name, _)| *name == inner.name()) {
+            Some((_, e)) => Box::new(memory::Bounded {
+                inner,
+                estimate: e.clone(),
+            }),
+            None => inner,
+        }
+    };
     Ok(vec![
         Box::new(protein_data::ProteinDataStage { cfg: p.data }),
         Box::new(protein_data::PredictorStage {
@@ -96,14 +121,14 @@ fn protein_stages(
             ggs_path,
             seed,
         }),
-        Box::new(protein_energy::ProteinEnergyStage {
+        bounded(Box::new(protein_energy::ProteinEnergyStage {
             cfg: p.energy.clone(),
             seed,
-        }),
-        Box::new(protein_design::ProteinDesignStage {
+        })),
+        bounded(Box::new(protein_design::ProteinDesignStage {
             cfg: p.design.clone(),
             predictor: p.predictor.clone(),
-        }),
+        })),
         Box::new(protein_evaluate::ProteinEvaluateStage {
             cfg: p.evaluate.clone(),
             design: p.design.clone(),
@@ -113,6 +138,7 @@ fn protein_stages(
             cfg: p.report.clone(),
             design: p.design.clone(),
             header: plan.workflow.clone(),
+            predictor: p.predictor.clone(),
         }),
     ])
 }
@@ -174,6 +200,10 @@ pub trait Stage {
     /// Whether a killed run may resume from what it left in its staging directory.
     fn resumable(&self) -> bool {
         false
+    }
+    /// Estimated peak memory, checked against the machine's before the stage starts.
+    fn memory_estimate(&self) -> Option<&memory::Estimate> {
+        None
     }
     /// The cache key given the upstream stages' keys.
     fn key(&self, upstream: &[(String, Key)]) -> Result<Key> {

@@ -1,12 +1,12 @@
-//! Protein stages `data` (the GGS split of the task's ground truth -> `train.csv` +
-//! `split.json`) and `predictor` (the published GGS predictor copied from the verified data
+//! Protein stages `data` (the GGS split of the task: GGS's own GFP files or the rebuild from
+//! the ground truth -> `train.csv` + `split.json`) and `predictor` (the published GGS predictor copied from the verified data
 //! directory, or a CNN trained on the split -> `predictor.safetensors`).
 
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use burn::prelude::*;
-use em_protein::benchmark::{self, SplitSpec};
+use em_protein::gfp_splits::{GfpSplit, TrainingSplit, training_split};
 use em_protein::io;
 use em_protein::predictor::train_predictor;
 
@@ -34,18 +34,28 @@ impl Stage for ProteinDataStage {
         let (task, difficulty) = (self.cfg.task, self.cfg.difficulty);
         let gt = task.ground_truth()?;
         let (min_gt, max_gt) = gt.score_range().context("empty ground truth")?;
-        let split = benchmark::split(&gt, &SplitSpec::ggs(difficulty));
-        io::csv::write_scored_csv(&ctx.out.join("train.csv"), &split.data)?;
+        let source = self.cfg.gfp_split.unwrap_or(GfpSplit::Rebuild);
+        let split = training_split(task, difficulty, source, &gt)?;
+        let data = split.data();
+        io::csv::write_scored_csv(&ctx.out.join("train.csv"), data)?;
+        let (n_window, n_top, lo_score, hi_score) = match &split {
+            TrainingSplit::Rebuilt(s) => (Some(s.n_window), Some(s.n_top), s.lo_score, s.hi_score),
+            TrainingSplit::Ggs(d) => {
+                let (lo, hi) = d.score_range().context("empty GGS split")?;
+                (None, None, lo, hi)
+            }
+        };
         let info = SplitInfo {
             task: task.name().into(),
             difficulty: difficulty.name().into(),
+            source: source.name().into(),
             length: task.length(),
             n_ground_truth: gt.len(),
-            n_train: split.data.len(),
-            n_window: split.n_window,
-            n_top: split.n_top,
-            lo_score: split.lo_score,
-            hi_score: split.hi_score,
+            n_train: data.len(),
+            n_window,
+            n_top,
+            lo_score,
+            hi_score,
             min_gt,
             max_gt,
         };

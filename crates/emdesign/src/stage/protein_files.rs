@@ -22,17 +22,20 @@ pub struct SplitInfo {
     pub task: String,
     /// `medium` / `hard`.
     pub difficulty: String,
+    /// `ggs` (GGS's own split file) or `rebuild` (from the ground truth).
+    #[serde(default = "rebuild")]
+    pub source: String,
     /// Sequence length.
     pub length: usize,
     /// Rows of the whole ground truth.
     pub n_ground_truth: usize,
     /// Rows of the training split.
     pub n_train: usize,
-    /// Rows inside the percentile window (before the edit filter).
-    pub n_window: usize,
-    /// Top-percentile sequences the split keeps its distance from.
-    pub n_top: usize,
-    /// Score window of the split.
+    /// Rows inside the percentile window (before the edit filter; rebuilt splits only).
+    pub n_window: Option<usize>,
+    /// Top-percentile sequences the split keeps its distance from (rebuilt splits only).
+    pub n_top: Option<usize>,
+    /// Score window of the split (for GGS's files: their score range).
     pub lo_score: f64,
     /// Upper end of the window.
     pub hi_score: f64,
@@ -40,6 +43,10 @@ pub struct SplitInfo {
     pub min_gt: f64,
     /// Ground-truth maximum (normalisation).
     pub max_gt: f64,
+}
+
+fn rebuild() -> String {
+    "rebuild".into()
 }
 
 /// One seed's designs with one interaction setting, best first by the predictor.

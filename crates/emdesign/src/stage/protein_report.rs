@@ -1,21 +1,27 @@
-//! Protein stage `report`: `designs.fasta` + `designs.csv` (every design with predictor score,
+//! Protein stage `report`: `designs.fasta` (main method, distinct, ranked; ablation in its
+//! own file, see `protein_fasta`) + `designs.csv` (every design with predictor score,
 //! normalised oracle fitness, edits from the nearest training sequence, seed, interaction),
-//! `report.md` + `report.json` (per seed, mean (std), published rows, ablation, stage times)
-//! and the two PNG plots.
+//! `report.md` + `report.json` (per seed, mean (std), published rows, ablation, model sizes,
+//! stage times) and the two PNG plots.
 
 use anyhow::Result;
-use em_protein::io::{Annotated, csv::write_csv, fasta::write_fasta};
+use burn::module::Module;
+use burn::prelude::*;
+use em_protein::energy_model::load_potential;
+use em_protein::io::{Annotated, csv::write_csv};
 
 use super::cache::read_record;
+use super::protein_energy::potential_path;
 use super::protein_evaluate::{Evaluation, Summary};
-use super::protein_files::{Batch, batch_file, read_json, read_split, write_json};
+use super::protein_fasta;
+use super::protein_files::{Batch, batch_file, load_predictor, read_json, read_split, write_json};
 use super::published::{self, Published};
 use super::{Outcome, Stage, StageCtx};
 use crate::plot_protein;
 use crate::report::StageTime;
 use crate::stage::cache::write_atomic;
 use crate::workflow::plan::Header;
-use crate::workflow::protein::{Design, ProteinReport};
+use crate::workflow::protein::{Design, Predictor, ProteinReport};
 
 /// The stages whose wall time the report lists.
 const TIMED: [&str; 5] = ["data", "predictor", "energy", "design", "evaluate"];
@@ -28,6 +34,29 @@ pub struct ProteinReportStage {
     pub design: Design,
     /// Name and seed for the title.
     pub header: Header,
+    /// Shape of the predictor (to load it and count its parameters).
+    pub predictor: Predictor,
+}
+
+/// Trainable parameters of the workflow's two networks.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct ParamCounts {
+    /// The energy network `V_theta`.
+    pub energy: usize,
+    /// The guiding fitness predictor.
+    pub predictor: usize,
+}
+
+impl ProteinReportStage {
+    fn param_counts(&self, ctx: &StageCtx) -> Result<ParamCounts> {
+        let device = Device::flex();
+        let (potential, _) = load_potential(&potential_path(ctx.input("energy")?), &device)?;
+        let predictor = load_predictor(ctx.input("predictor")?, &self.predictor, &device)?;
+        Ok(ParamCounts {
+            energy: potential.num_params(),
+            predictor: predictor.num_params(),
+        })
+    }
 }
 
 impl Stage for ProteinReportStage {
@@ -50,11 +79,11 @@ impl Stage for ProteinReportStage {
         let split = read_split(ctx.input("data")?)?;
         let eval: Evaluation = read_json(&ctx.input("evaluate")?.join("evaluation.json"))?;
         let design_dir = ctx.input("design")?;
-        let mut records = Vec::new();
+        let mut designs = Vec::new();
         for be in &eval.batches {
             let b: Batch = read_json(&design_dir.join(batch_file(be.seed, &be.interaction)))?;
             for (i, s) in b.parsed()?.into_iter().enumerate() {
-                records.push(Annotated {
+                let record = Annotated {
                     id: format!("s{}_{}_{:04}", b.seed, b.interaction, i + 1),
                     sequence: s,
                     fields: vec![
@@ -64,13 +93,19 @@ impl Stage for ProteinReportStage {
                         ("seed".into(), b.seed.to_string()),
                         ("interaction".into(), b.interaction.clone()),
                     ],
+                };
+                designs.push(protein_fasta::Scored {
+                    record,
+                    predictor: b.predictor_scores[i],
+                    interaction: b.interaction.clone(),
                 });
             }
         }
-        write_fasta(&ctx.out.join("designs.fasta"), &records)?;
-        write_csv(&ctx.out.join("designs.csv"), &records)?;
-
         let main = self.design.variants()[0].1.clone();
+        let records: Vec<Annotated> = designs.iter().map(|d| d.record.clone()).collect();
+        write_csv(&ctx.out.join("designs.csv"), &records)?;
+        let (n_main, n_ablation) = protein_fasta::write_fastas(ctx.out, &designs, &main)?;
+
         let main_fitness: Vec<f64> = eval
             .batches
             .iter()
@@ -103,8 +138,10 @@ impl Stage for ProteinReportStage {
             .collect();
         let rows = published::rows(&split.task, &split.difficulty)?;
         let training_median = em_protein::metrics::median(&eval.training_fitness);
+        let params = self.param_counts(ctx)?;
         let json = serde_json::json!({
             "name": self.header.name, "seed": self.header.seed, "split": split,
+            "params": params,
             "interaction": main, "summary": eval.summary,
             "per_seed": eval.batches.iter().map(|b| serde_json::json!({
                 "seed": b.seed, "interaction": b.interaction, "n_designs": b.n_designs,
@@ -114,15 +151,26 @@ impl Stage for ProteinReportStage {
             "published": rows, "stages": stages,
         });
         write_json(&ctx.out.join("report.json"), &json)?;
-        let md = markdown(self, &split, &eval, &main, &rows, &stages, training_median);
+        let md = markdown(
+            self,
+            &split,
+            &eval,
+            &main,
+            &rows,
+            &stages,
+            training_median,
+            params,
+        );
         write_atomic(&ctx.out.join("report.md"), md.as_bytes())?;
-        let mut headline = vec![("designs".into(), records.len().to_string())];
+        let mut headline = vec![("designs".into(), n_main.to_string())];
         if let Some(s) = eval.summary.get(&main) {
             headline.push(("fitness".into(), format!("{:.3}", s.fitness.mean)));
         }
         Ok(Outcome {
             headline,
-            metrics: serde_json::json!({ "designs": records.len() }),
+            metrics: serde_json::json!({
+                "designs": records.len(), "distinct_main": n_main, "distinct_ablation": n_ablation,
+            }),
         })
     }
 }
@@ -140,6 +188,7 @@ fn summary_row(label: &str, s: &Summary) -> String {
     )
 }
 
+#[allow(clippy::too_many_arguments)]
 fn markdown(
     st: &ProteinReportStage,
     split: &super::protein_files::SplitInfo,
@@ -148,18 +197,28 @@ fn markdown(
     rows: &[Published],
     stages: &[StageTime],
     training_median: f64,
+    params: ParamCounts,
 ) -> String {
     use std::fmt::Write as _;
     let d = &st.design;
     let mut s = format!(
-        "# {} ({} {}, seed {})\n\nTraining split: {} of {} sequences; {} seeds x {} samples, \
+        "# {} ({} {}, design seeds {})\n\nTraining split: {} of {} sequences ({}); {} seeds x {} samples, \
          top {} by the predictor; interaction `{main}` (sigma_w {}), zeta {}, t_end {}.\n\n",
         st.header.name,
         split.task,
         split.difficulty,
-        st.header.seed,
+        d.seeds
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
         split.n_train,
         split.n_ground_truth,
+        if split.source == "ggs" {
+            "GGS's own split file"
+        } else {
+            "rebuilt from the ground truth"
+        },
         d.seeds.len(),
         d.n_samples,
         d.top_k,
@@ -198,6 +257,12 @@ fn markdown(
             s.push_str(&summary_row(name, m));
         }
     }
+    let _ = writeln!(
+        s,
+        "\n## Model sizes\n\n| network | trainable parameters |\n|---|---|\n\
+         | energy model V_theta | {} |\n| predictor (guidance) | {} |",
+        params.energy, params.predictor
+    );
     s.push_str("\n## Stage wall times\n\n| stage | wall time (s) | key |\n|---|---|---|\n");
     for t in stages {
         let _ = writeln!(s, "| {} | {:.1} | `{}` |", t.stage, t.wall_secs, t.key);
@@ -207,5 +272,6 @@ fn markdown(
          training split (blue), as fractions.\n- `fitness_vs_diversity.png`: one point per seed, \
          x = diversity, y = fitness; red with interaction, blue without.\n",
     );
+    s.push_str(protein_fasta::FILES_SECTION);
     s
 }

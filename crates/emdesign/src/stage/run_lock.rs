@@ -1,9 +1,12 @@
 //! An exclusive lock on a run directory for the time a runner works in it, so that two
 //! `emdesign` processes never write the same stages at once (they would clobber each
-//! other's staging directories). The lock is a `.lock` file holding the owner's pid; a lock
-//! left by a process that no longer runs (killed) is taken over.
+//! other's staging directories). The lock is an OS file lock (`flock`) on `.lock`, which
+//! holds the owner's pid for the message; the kernel releases it when the process ends in
+//! any way (exit, panic, abort, SIGKILL), so a crashed run never leaves a lock that blocks
+//! the next one, whatever process later gets its pid.
 
-use std::io::Write;
+use std::fs::{File, TryLockError};
+use std::io::{Seek, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -12,56 +15,76 @@ use anyhow::{Context, Result, bail};
 #[derive(Debug)]
 pub struct RunLock {
     path: PathBuf,
+    file: File,
 }
 
 impl RunLock {
     /// Takes the lock of `dir` (which must exist), or fails naming the process that holds it.
     pub fn acquire(dir: &Path) -> Result<Self> {
         let path = dir.join(".lock");
-        for _ in 0..3 {
-            match std::fs::OpenOptions::new()
+        for _ in 0..5 {
+            let mut file = std::fs::OpenOptions::new()
+                .read(true)
                 .write(true)
-                .create_new(true)
+                .create(true)
+                .truncate(false)
                 .open(&path)
-            {
-                Ok(mut file) => {
-                    write!(file, "{}", std::process::id())
-                        .with_context(|| format!("cannot write {}", path.display()))?;
-                    return Ok(Self { path });
+                .with_context(|| format!("cannot create {}", path.display()))?;
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(TryLockError::WouldBlock) => {
+                    let owner = std::fs::read_to_string(&path).unwrap_or_default();
+                    let owner = owner.trim();
+                    let who = if owner.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (pid {owner})")
+                    };
+                    bail!(
+                        "run directory {} is in use by another emdesign process{who}; \
+                         wait for it to finish or use another run directory",
+                        dir.display()
+                    );
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let owner = std::fs::read_to_string(&path)
-                        .ok()
-                        .and_then(|s| s.trim().parse::<u32>().ok());
-                    if let Some(pid) = owner.filter(|&pid| running(pid)) {
-                        bail!(
-                            "run directory {} is in use by another emdesign process (pid {pid}); \
-                             wait for it to finish or use another run directory",
-                            dir.display()
-                        );
-                    }
-                    // Stale (its process is gone) or half-written: take it over.
-                    let _ = std::fs::remove_file(&path);
-                }
-                Err(e) => {
-                    return Err(e).with_context(|| format!("cannot create {}", path.display()));
+                Err(TryLockError::Error(e)) => {
+                    return Err(e).with_context(|| format!("cannot lock {}", path.display()));
                 }
             }
+            // A holder that was just finishing may have removed the file we opened: then
+            // our lock is on a file nobody else sees; open the path again.
+            if !same_file(&file, &path) {
+                continue;
+            }
+            file.set_len(0)
+                .and_then(|()| file.rewind())
+                .and_then(|()| write!(file, "{}", std::process::id()))
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            return Ok(Self { path, file });
         }
         bail!("cannot take the lock {}", path.display())
     }
 }
 
-impl Drop for RunLock {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+#[cfg(unix)]
+fn same_file(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
     }
 }
 
-/// Whether process `pid` runs. Where `/proc` is missing the answer is "no", so a stale lock
-/// never blocks (the lock is then only as good as that guess).
-fn running(pid: u32) -> bool {
-    pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists()
+#[cfg(not(unix))]
+fn same_file(_file: &File, path: &Path) -> bool {
+    path.exists()
+}
+
+impl Drop for RunLock {
+    fn drop(&mut self) {
+        // Removed while still locked; the lock itself goes with the file handle.
+        let _ = std::fs::remove_file(&self.path);
+        let _ = self.file.unlock();
+    }
 }
 
 #[cfg(test)]
@@ -69,15 +92,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_held_lock_refuses_a_second_taker_and_a_stale_one_is_taken_over() {
+    fn a_held_lock_refuses_a_second_taker_and_a_left_one_is_taken_over() {
         let dir = tempfile::tempdir().unwrap();
         let lock = RunLock::acquire(dir.path()).unwrap();
         let e = format!("{:#}", RunLock::acquire(dir.path()).unwrap_err());
-        assert!(e.contains("in use by another emdesign process"), "{e}");
+        assert!(
+            e.contains("in use by another emdesign process")
+                && e.contains(&format!("pid {}", std::process::id())),
+            "{e}"
+        );
         drop(lock);
         assert!(!dir.path().join(".lock").exists());
-        // A pid that cannot be running (above Linux's pid_max) marks a stale lock.
-        std::fs::write(dir.path().join(".lock"), "4294967295").unwrap();
+        // See: issue 20. A lock file left by a crashed run names a pid that may belong to a
+        // live process by now (here: this one); it must not block.
+        std::fs::write(dir.path().join(".lock"), std::process::id().to_string()).unwrap();
         let lock = RunLock::acquire(dir.path()).unwrap();
         assert_eq!(
             std::fs::read_to_string(dir.path().join(".lock")).unwrap(),

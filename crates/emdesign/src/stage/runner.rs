@@ -1,6 +1,8 @@
 //! The runner: skip fresh stages, run stale ones into a staging directory (`.<name>.tmp`, or
 //! `<name>.partial` for resumable stages, which survives a kill), write the completion record
-//! last and rename the directory into place; `--force STAGE` redoes it and what follows.
+//! last and rename the directory into place; `--force STAGE` redoes it and what follows. A
+//! finished stage counts as fresh only when its key matches and every output file still has
+//! the checksum its record holds; one that was truncated or altered is run again.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -62,8 +64,7 @@ impl Runner {
         let mut out = Vec::new();
         for stage in stages {
             let key = stage.key(&upstream_keys(stage.as_ref(), &keys)?)?;
-            let fresh =
-                cache::read_record(&self.run_dir.join(stage.name())).is_some_and(|r| r.key == key);
+            let fresh = fresh_record(&self.run_dir.join(stage.name()), &key).is_ok();
             keys.insert(stage.name().to_string(), key.clone());
             out.push((stage.name().to_string(), key, fresh));
         }
@@ -83,7 +84,18 @@ impl Runner {
         }
         std::fs::create_dir_all(&self.run_dir)
             .with_context(|| format!("cannot create run directory {}", self.run_dir.display()))?;
-        let _lock = RunLock::acquire(&self.run_dir)?;
+        // A read-only run directory can still be reused when everything in it is fresh.
+        let _lock = match RunLock::acquire(&self.run_dir) {
+            Ok(lock) => Some(lock),
+            Err(e)
+                if is_read_only(&e)
+                    && self.force.is_none()
+                    && self.status(stages)?.iter().all(|s| s.2) =>
+            {
+                None
+            }
+            Err(e) => return Err(e),
+        };
         let mut keys: BTreeMap<String, Key> = BTreeMap::new();
         let mut dirs: BTreeMap<String, PathBuf> = BTreeMap::new();
         let mut forcing = false;
@@ -93,13 +105,29 @@ impl Runner {
             forcing |= self.force.as_deref() == Some(name.as_str());
             let key = stage.key(&upstream_keys(stage.as_ref(), &keys)?)?;
             let final_dir = self.run_dir.join(&name);
-            let report = match cache::read_record(&final_dir) {
-                Some(record) if record.key == key && !forcing => StageReport {
+            let found = if forcing {
+                Err(None)
+            } else {
+                fresh_record(&final_dir, &key)
+            };
+            let report = match found {
+                Ok(record) => StageReport {
                     status: Status::Fresh,
                     record,
                     wall_secs: 0.0,
                 },
-                _ => self.run_one(stage.as_ref(), &key, &dirs, forcing)?,
+                Err(why) => {
+                    if let Some(why) = why {
+                        eprintln!(
+                            "warning: stage `{name}`: {why} since it finished; running it again"
+                        );
+                    }
+                    if let Some(estimate) = stage.memory_estimate() {
+                        super::memory::check(&name, estimate)?;
+                    }
+                    self.progress.stage_started(&name);
+                    self.run_one(stage.as_ref(), &key, &dirs, forcing)?
+                }
             };
             self.progress.line(&summary_line(&report));
             keys.insert(name.clone(), key);
@@ -167,10 +195,15 @@ impl Runner {
             wall_secs,
             headline: outcome.headline,
             metrics: outcome.metrics,
+            outputs: BTreeMap::new(),
         };
         if stage.resumable() {
             std::fs::remove_file(staging.join(PARTIAL_KEY))?;
         }
+        let record = Record {
+            outputs: cache::hash_outputs(&staging)?,
+            ..record
+        };
         cache::write_atomic(
             &staging.join(cache::RECORD),
             serde_json::to_string_pretty(&record)?.as_bytes(),
@@ -187,6 +220,31 @@ impl Runner {
             record,
             wall_secs,
         })
+    }
+}
+
+/// Whether `err` comes from a folder that cannot be written (permissions, read-only mount).
+pub fn is_read_only(err: &anyhow::Error) -> bool {
+    err.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>().is_some_and(|e| {
+            matches!(
+                e.kind(),
+                std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+            )
+        })
+    })
+}
+
+/// The record of a finished stage directory when it is fresh: its key is `key` and every
+/// output file matches its checksum. `Err(None)`: absent or another key (plainly stale);
+/// `Err(Some(why))`: the key matches but an output was damaged.
+fn fresh_record(dir: &Path, key: &Key) -> std::result::Result<Record, Option<String>> {
+    match cache::read_record(dir) {
+        Some(r) if &r.key == key => match cache::verify_outputs(dir, &r) {
+            Ok(()) => Ok(r),
+            Err(why) => Err(Some(why)),
+        },
+        _ => Err(None),
     }
 }
 
@@ -357,6 +415,24 @@ mod tests {
         assert_eq!(format!("{err:#}"), "stage `a` failed: boom");
         let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert!(left.is_empty(), "{left:?}");
+    }
+
+    /// See: issue 20. A truncated output of a finished stage is not taken for fresh: the
+    /// stage runs again (its key is unchanged, so what follows stays fresh).
+    #[test]
+    fn damaged_output_reruns_its_stage() {
+        let dir = tempfile::tempdir().unwrap();
+        let stages = vec![Toy::boxed("a", 1, vec![]), Toy::boxed("b", 2, vec!["a"])];
+        runner(dir.path(), None).run(&stages).unwrap();
+        std::fs::write(dir.path().join("a/out.txt"), "").unwrap();
+        let st = runner(dir.path(), None).status(&stages).unwrap();
+        assert_eq!(st.iter().map(|s| s.2).collect::<Vec<_>>(), [false, true]);
+        let r = runner(dir.path(), None).run(&stages).unwrap();
+        assert_eq!(statuses(&r), [Status::Ran, Status::Fresh]);
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("a/out.txt")).unwrap(),
+            "1"
+        );
     }
 
     #[test]

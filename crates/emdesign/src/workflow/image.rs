@@ -4,7 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
-use em_core::train::ema_decay_for_steps;
+use em_core::loss::NegativeInit;
+use em_core::train::{TrainConfig, ema_decay_for_steps};
 use serde::Serialize;
 use toml::Spanned;
 
@@ -93,6 +94,10 @@ pub struct TrainEm {
     pub langevin_steps: usize,
     /// Langevin step size of the negatives.
     pub langevin_dt: f64,
+    /// Where negative chains start.
+    pub negatives: NegativeInit,
+    /// Accept short negative chains (reported as a warning).
+    pub allow_short_negatives: bool,
     /// Checkpoint period.
     pub checkpoint_every: usize,
     /// Hidden channels.
@@ -253,7 +258,34 @@ pub(super) fn build(src: &Source, run_dir: Option<&Path>) -> Result<Plan> {
         hidden_channels: c.int("train_em.hidden_channels", &e.hidden_channels, 32, 1, 4096)?,
         blocks: c.int("train_em.blocks", &e.blocks, 2, 1, 16)?,
         head_hidden: c.int("train_em.head_hidden", &e.head_hidden, 64, 1, 65_536)?,
+        negatives: c.negatives("train_em.negatives", &e.negatives, NegativeInit::Data)?,
+        allow_short_negatives: e
+            .allow_short_negatives
+            .as_ref()
+            .is_some_and(|v| *v.get_ref()),
     };
+    c.negative_horizon(
+        &TrainConfig {
+            total_steps: train.steps as u64,
+            flow_steps: train_em.warmup_steps as u64,
+            lambda_cd: train_em.lambda_cd,
+            tau_star: train_em.tau_star,
+            neg_steps: train_em.langevin_steps,
+            neg_dt: train_em.langevin_dt,
+            allow_short_negatives: train_em.allow_short_negatives,
+            ..TrainConfig::default()
+        },
+        "train_em",
+        [
+            (
+                "langevin_steps",
+                e.langevin_steps.as_ref().map(Spanned::span),
+            ),
+            ("langevin_dt", e.langevin_dt.as_ref().map(Spanned::span)),
+            ("tau_star", e.tau_star.as_ref().map(Spanned::span)),
+            ("warmup_steps", e.warmup_steps.as_ref().map(Spanned::span)),
+        ],
+    )?;
     let train_cfm = TrainCfm {
         hidden: match &raw.train_cfm.hidden {
             Some(_) => Some(c.int("train_cfm.hidden", &raw.train_cfm.hidden, 0, 1, 256)?),

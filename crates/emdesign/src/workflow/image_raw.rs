@@ -87,6 +87,10 @@ pub struct RawTrainEm {
     pub langevin_steps: Option<Spanned<i64>>,
     /// Langevin step size of the negatives.
     pub langevin_dt: Option<Spanned<f64>>,
+    /// Where negative chains start: `data` (official protein recipe) or `data_noise`.
+    pub negatives: Option<Spanned<String>>,
+    /// Accept negative chains shorter than t = 1 or never heated (tiny test runs only).
+    pub allow_short_negatives: Option<Spanned<bool>>,
     /// Checkpoint period in steps.
     pub checkpoint_every: Option<Spanned<i64>>,
     /// Hidden channels of the potential's convolutions.

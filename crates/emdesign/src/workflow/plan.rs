@@ -5,6 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
+use em_core::loss::NegativeInit;
+use em_core::train::TrainConfig;
 use serde::Serialize;
 use toml::Spanned;
 
@@ -136,6 +138,54 @@ impl Check<'_> {
             ));
         }
         Ok(x)
+    }
+}
+
+impl Check<'_> {
+    /// `negatives = "data" | "data_noise"` (default `default`).
+    pub(super) fn negatives(
+        &self,
+        field: &str,
+        v: &Option<Spanned<String>>,
+        default: NegativeInit,
+    ) -> Result<NegativeInit> {
+        let Some(v) = v else { return Ok(default) };
+        match v.get_ref().as_str() {
+            "data" => Ok(NegativeInit::Data),
+            "data_noise" => Ok(NegativeInit::DataNoise),
+            other => Err(self.src.error_at(
+                v.span(),
+                field,
+                format!("unknown value `{other}`, expected one of data, data_noise"),
+            )),
+        }
+    }
+
+    /// The engine's negative-horizon check ([`TrainConfig::negatives_problem`]) on checked
+    /// settings, located at the first of `spans` the file sets (`table.name`), naming
+    /// `table.allow_short_negatives` as the way out.
+    pub(super) fn negative_horizon<const N: usize>(
+        &self,
+        cfg: &TrainConfig,
+        table: &str,
+        spans: [(&str, Option<std::ops::Range<usize>>); N],
+    ) -> Result<()> {
+        if !cfg.has_cd_phase() || cfg.allow_short_negatives {
+            return Ok(());
+        }
+        let Some(problem) = cfg.negatives_problem() else {
+            return Ok(());
+        };
+        let msg = format!(
+            "{problem}; raise {table}.langevin_steps (or set {table}.allow_short_negatives = true)"
+        );
+        match spans.into_iter().find_map(|(name, s)| s.map(|s| (name, s))) {
+            Some((name, span)) => Err(self.src.error_at(span, &format!("{table}.{name}"), msg)),
+            None => Err(anyhow::anyhow!(
+                "{}: field `{table}.langevin_steps`: {msg}",
+                self.src.path.display()
+            )),
+        }
     }
 }
 

@@ -9,6 +9,7 @@ use em_protein::benchmark::Difficulty;
 use em_protein::datasets::Task;
 use em_protein::design::{DesignConfig, Interaction};
 use em_protein::energy_model::{ActivationName, EnergyNetConfig, ProteinEnergyConfig, ReadoutName};
+use em_protein::gfp_splits::GfpSplit;
 use em_protein::predictor::TrainPredictorConfig;
 use serde::{Serialize, Serializer};
 
@@ -45,6 +46,10 @@ pub struct ProteinData {
     /// Medium or hard.
     #[serde(serialize_with = "display")]
     pub difficulty: Difficulty,
+    /// GFP: GGS's split files or the rebuild (`None` for AAV, whose split is always rebuilt;
+    /// left out of stage keys then).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gfp_split: Option<GfpSplit>,
 }
 
 /// Where the guiding predictor comes from.
@@ -112,8 +117,10 @@ pub struct ProteinEnergy {
     pub head_hidden: usize,
     /// Activation name.
     pub activation: String,
-    /// Readout name (`flatten` or `mean`).
+    /// Readout name (`flatten`, `mean` or `position_sum`).
     pub readout: String,
+    /// Output scale of the `position_sum` readout.
+    pub output_scale: f64,
     /// Confinement strength.
     pub confinement: f64,
     /// Trainer settings.
@@ -129,10 +136,8 @@ impl ProteinEnergy {
             "gelu_tanh" => ActivationName::GeluTanh,
             _ => ActivationName::Silu,
         };
-        let readout = match self.readout.as_str() {
-            "mean" => ReadoutName::Mean,
-            _ => ReadoutName::Flatten,
-        };
+        let readout =
+            ReadoutName::from_name(&self.readout).unwrap_or(EnergyNetConfig::default().readout);
         let t = &self.train;
         ProteinEnergyConfig {
             model: EnergyNetConfig {
@@ -142,6 +147,7 @@ impl ProteinEnergy {
                 head_hidden: self.head_hidden,
                 activation,
                 readout,
+                output_scale: self.output_scale,
                 confinement: self.confinement,
             },
             train: TrainConfig {

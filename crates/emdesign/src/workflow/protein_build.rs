@@ -5,10 +5,12 @@
 use std::path::Path;
 
 use anyhow::Result;
+use em_core::loss::NegativeInit;
 use em_core::train::ema_decay_for_steps;
 use em_protein::benchmark::Difficulty;
 use em_protein::datasets::Task;
-use em_protein::energy_model::EnergyNetConfig;
+use em_protein::energy_model::{EnergyNetConfig, ReadoutName};
+use em_protein::gfp_splits::GfpSplit;
 use em_protein::predictor::TrainPredictorConfig;
 use toml::Spanned;
 
@@ -20,7 +22,11 @@ use super::protein::{
 use super::raw_protein::RawProtein;
 use super::toy2d::{Train, check_train};
 
-/// The trainer defaults for proteins (paper: eps_max 0.1, lambda_cd 1e-4).
+/// The trainer defaults for proteins. From the paper / official protein code
+/// (m1balcerak/EnergyMatching `experiments/proteins/config.py`, `train_proteins.py`):
+/// lambda_cd 1e-4, eps_max 0.1, tau_star 0.9 (`time_cutoff`), negatives 200 x 0.01
+/// (`n_gibbs`, `dt_gibbs`; paper App. D, AAV), all chains from data (`negatives = "data"`),
+/// batch 128. Ours (CPU budget): steps, warm-up, lr, EMA, checkpoint period.
 const PROTEIN_TRAIN: Train = Train {
     steps: 3000,
     warmup_steps: 2000,
@@ -28,9 +34,11 @@ const PROTEIN_TRAIN: Train = Train {
     lr: 1e-3,
     lambda_cd: 1e-4,
     eps_max: 0.1,
-    tau_star: 0.5,
-    langevin_steps: 50,
+    tau_star: 0.9,
+    langevin_steps: 200,
     langevin_dt: 0.01,
+    negatives: NegativeInit::Data,
+    allow_short_negatives: false,
     ema_decay: 0.999,
     checkpoint_every: 250,
 };
@@ -75,6 +83,26 @@ pub(crate) fn build(src: &Source, run_dir: Option<&Path>) -> Result<Plan> {
         &["medium", "hard"],
     )?;
     let hard = diff == "hard";
+    let gfp_split = if task == "gfp" {
+        let names = GfpSplit::ALL.map(GfpSplit::name);
+        let name = choice(
+            src,
+            "data.gfp_split",
+            &d.gfp_split,
+            GfpSplit::default().name(),
+            &names,
+        )?;
+        GfpSplit::from_name(&name)
+    } else {
+        if let Some(s) = &d.gfp_split {
+            return Err(src.error_at(
+                s.span(),
+                "data.gfp_split",
+                "only used with task = \"gfp\" (the AAV split is always rebuilt: it gives GGS's own)",
+            ));
+        }
+        None
+    };
     let data = ProteinData {
         task: if task == "gfp" { Task::Gfp } else { Task::Aav },
         difficulty: if hard {
@@ -82,6 +110,7 @@ pub(crate) fn build(src: &Source, run_dir: Option<&Path>) -> Result<Plan> {
         } else {
             Difficulty::Medium
         },
+        gfp_split,
     };
 
     let p = &raw.predictor;
@@ -189,8 +218,16 @@ pub(crate) fn build(src: &Source, run_dir: Option<&Path>) -> Result<Plan> {
             src,
             "energy.readout",
             &e.readout,
-            "flatten",
-            &["flatten", "mean"],
+            net.readout.name(),
+            &ReadoutName::ALL.map(ReadoutName::name),
+        )?,
+        output_scale: c.float(
+            "energy.output_scale",
+            &e.output_scale,
+            net.output_scale,
+            0.0,
+            1e9,
+            true,
         )?,
         confinement: c.float("energy.confinement", &e.confinement, 0.0, 0.0, 1e6, false)?,
         train: {
@@ -213,7 +250,20 @@ pub(crate) fn build(src: &Source, run_dir: Option<&Path>) -> Result<Plan> {
                     "needs at least one seed, each >= 0",
                 ));
             }
-            v.get_ref().iter().map(|&x| x as u64).collect()
+            let seeds: Vec<u64> = v.get_ref().iter().map(|&x| x as u64).collect();
+            // Repeated seeds would repeat whole batches (and their design ids).
+            if let Some(d) = seeds
+                .iter()
+                .enumerate()
+                .find(|(i, x)| seeds[..*i].contains(x))
+            {
+                return Err(src.error_at(
+                    v.span(),
+                    "design.seeds",
+                    format!("seed {} is listed twice; each seed must be distinct", d.1),
+                ));
+            }
+            seeds
         }
     };
     let clamp = match &s.clamp {
@@ -233,7 +283,7 @@ pub(crate) fn build(src: &Source, run_dir: Option<&Path>) -> Result<Plan> {
         Some(z) if z.get_ref().is_infinite() && *z.get_ref() > 0.0 => f64::INFINITY,
         z => c.float("design.zeta", z, 0.01, 0.0, 1e6, true)?,
     };
-    let design = Design {
+    let mut design = Design {
         n_samples: c.int("design.n_samples", &s.n_samples, 512, 1, 1_000_000)?,
         seeds,
         dt: c.float("design.dt", &s.dt, 0.01, 0.0, 10.0, true)?,
@@ -290,6 +340,22 @@ pub(crate) fn build(src: &Source, run_dir: Option<&Path>) -> Result<Plan> {
         top_k: c.int("design.top_k", &s.top_k, 128, 1, 1_000_000)?,
         ablation: s.ablation.unwrap_or(true),
     };
+    // Keeping the top k of fewer than k samples keeps them all while reports say "top k".
+    match &s.top_k {
+        None => design.top_k = design.top_k.min(design.n_samples),
+        Some(t) if design.top_k > design.n_samples => {
+            return Err(src.error_at(
+                t.span(),
+                "design.top_k",
+                format!(
+                    "top_k = {} exceeds n_samples = {}: the top k of each seed's samples are kept, \
+                 so top_k must be at most n_samples",
+                    design.top_k, design.n_samples
+                ),
+            ));
+        }
+        Some(_) => {}
+    }
     let evaluate = Evaluate {
         score_training: raw.evaluate.score_training.unwrap_or(true),
     };

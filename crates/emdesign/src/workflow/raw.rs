@@ -96,6 +96,10 @@ pub struct RawTrain {
     pub langevin_steps: Option<Spanned<i64>>,
     /// Langevin step size for the negatives.
     pub langevin_dt: Option<Spanned<f64>>,
+    /// Where negative chains start: `data` (official protein recipe) or `data_noise`.
+    pub negatives: Option<Spanned<String>>,
+    /// Accept negative chains shorter than t = 1 or never heated (tiny test runs only).
+    pub allow_short_negatives: Option<Spanned<bool>>,
     /// EMA decay of the weights.
     pub ema_decay: Option<Spanned<f64>>,
     /// Save a checkpoint every this many steps (a killed run resumes from it).

@@ -40,6 +40,8 @@ pub struct RawProteinData {
     pub task: Spanned<String>,
     /// `medium` or `hard`.
     pub difficulty: Spanned<String>,
+    /// GFP only: `ggs` (GGS's own split files, the default) or `rebuild`.
+    pub gfp_split: Option<Spanned<String>>,
 }
 
 /// `[predictor]`: a GGS predictor from the data directory or one trained on the split.
@@ -78,8 +80,10 @@ pub struct RawProteinEnergy {
     pub head_hidden: Option<Spanned<i64>>,
     /// `silu`, `softplus`, `tanh` or `gelu_tanh`.
     pub activation: Option<Spanned<String>>,
-    /// `flatten` (position aware) or `mean` (translation invariant).
+    /// `flatten` / `position_sum` (position aware) or `mean` (translation invariant).
     pub readout: Option<Spanned<String>>,
+    /// Output scale of the `position_sum` readout.
+    pub output_scale: Option<Spanned<f64>>,
     /// Strength of an added `alpha/2 ||x||^2`.
     pub confinement: Option<Spanned<f64>>,
     /// Energy Matching training settings.

@@ -4,12 +4,14 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
+use em_core::loss::NegativeInit;
 use em_core::train::TrainConfig;
 use serde::Serialize;
 
 use super::Source;
 use super::plan::{Body, Check, Plan, base_dir, header};
 use super::raw::{RawToy2d, RawTrain};
+use toml::Spanned;
 
 /// The 2D targets `em_core::toy` provides.
 pub const TOY_TARGETS: [&str; 3] = ["two-moons", "8gaussians", "checkerboard"];
@@ -74,6 +76,10 @@ pub struct Train {
     pub langevin_steps: usize,
     /// Langevin step size for negatives.
     pub langevin_dt: f64,
+    /// Where negative chains start.
+    pub negatives: NegativeInit,
+    /// Accept short negative chains (reported as a warning).
+    pub allow_short_negatives: bool,
     /// EMA decay.
     pub ema_decay: f64,
     /// Checkpoint period in steps.
@@ -94,6 +100,8 @@ impl Train {
             tau_star: self.tau_star,
             neg_steps: self.langevin_steps,
             neg_dt: self.langevin_dt,
+            negatives: self.negatives,
+            allow_short_negatives: self.allow_short_negatives,
             ema_decay: self.ema_decay,
             checkpoint_every: self.checkpoint_every as u64,
             seed,
@@ -213,7 +221,8 @@ pub(super) fn build(src: &Source, run_dir: Option<&Path>) -> Result<Plan> {
     })
 }
 
-/// The toy2d trainer defaults.
+/// The toy2d trainer defaults (ours: the paper has no 2D protocol); negatives 100 x 0.01 reach
+/// t = 1, the shortest horizon the engine accepts (`em_core::train::MIN_NEG_HORIZON`).
 const TOY_TRAIN: Train = Train {
     steps: 2000,
     warmup_steps: 1500,
@@ -222,8 +231,10 @@ const TOY_TRAIN: Train = Train {
     lambda_cd: 0.1,
     eps_max: 0.01,
     tau_star: 0.5,
-    langevin_steps: 50,
+    langevin_steps: 100,
     langevin_dt: 0.01,
+    negatives: NegativeInit::Data,
+    allow_short_negatives: false,
     ema_decay: 0.99,
     checkpoint_every: 100,
 };
@@ -293,6 +304,11 @@ pub(super) fn check_train(
             10.0,
             true,
         )?,
+        negatives: c.negatives("energy.train.negatives", &t.negatives, d.negatives)?,
+        allow_short_negatives: t
+            .allow_short_negatives
+            .as_ref()
+            .map_or(d.allow_short_negatives, |v| *v.get_ref()),
         ema_decay: c.float(
             "energy.train.ema_decay",
             &t.ema_decay,
@@ -308,5 +324,21 @@ pub(super) fn check_train(
             1,
             100_000_000,
         )?,
+    })
+    .and_then(|train| {
+        c.negative_horizon(
+            &train.train_config(0),
+            "energy.train",
+            [
+                (
+                    "langevin_steps",
+                    t.langevin_steps.as_ref().map(Spanned::span),
+                ),
+                ("langevin_dt", t.langevin_dt.as_ref().map(Spanned::span)),
+                ("tau_star", t.tau_star.as_ref().map(Spanned::span)),
+                ("warmup_steps", t.warmup_steps.as_ref().map(Spanned::span)),
+            ],
+        )?;
+        Ok(train)
     })
 }
