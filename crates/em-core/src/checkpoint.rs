@@ -325,7 +325,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join(file_name(1));
         let mut values: Vec<f64> = (1..3000u64)
-            .map(|s| crate::train::ema_decay_for_steps(s))
+            .map(crate::train::ema_decay_for_steps)
             .collect();
         values.extend([
             1.0 - 10.0 / 300.0,

@@ -1,7 +1,9 @@
 //! The fused CPU path of [`SeqConvPotential`]: per sample, every 'same' convolution is one
 //! GEMM over the sliding windows of a zero-padded `[length + 2p, channels]` buffer (no
 //! im2col), and its input VJP is the same GEMM with the flipped, transposed kernel; bias,
-//! activation and its slope fused in one pass; rayon over fixed chunks of samples.
+//! activation and its slope fused in one pass; rayon over fixed chunks of samples. Every
+//! readout is covered: mean, flatten, and the per-position sum, whose head runs as one GEMM
+//! over all positions of a chunk.
 
 use std::sync::Mutex;
 
@@ -89,6 +91,22 @@ impl Conv {
     }
 }
 
+/// The readout as this kernel holds it.
+#[derive(Debug, Clone)]
+enum Readout {
+    Mean,
+    Flatten,
+    /// `V = s * sum_l head(h_l + e_l)`.
+    PositionSum {
+        /// Position embedding `[length, hidden]` (burn holds `[hidden, length]`).
+        embedding: Vec<f32>,
+        /// Output scale `s`.
+        scale: f32,
+        /// `s * w2`: the head's output weights with the scale folded in, for the backward.
+        scaled_l2: Vec<f32>,
+    },
+}
+
 /// One sample's scratch, every feature buffer padded to `length + 2p` rows of zeros at the
 /// ends (only interiors are ever written).
 #[derive(Debug, Default)]
@@ -102,6 +120,8 @@ struct Workspace {
     /// Slopes `act'` of the input conv, each block's inner conv and the readout input.
     slopes: Vec<Vec<f32>>,
     pooled: Vec<f32>,
+    /// Head pre-activations and slopes: one row per sample (mean, flatten) or one per
+    /// padded position of the chunk (position sum).
     head_pre: Vec<f32>,
     head_slope: Vec<f32>,
 }
@@ -116,7 +136,7 @@ pub struct FusedSeqConv {
     l2_w: Vec<f32>,
     l2_b: f32,
     act: Activation,
-    readout: SeqReadout,
+    readout: Readout,
     length: usize,
     channels: usize,
     alpha: f32,
@@ -143,6 +163,22 @@ impl FusedSeqConv {
             l1.w = w;
         }
         let l2 = Dense::of(&model.head.l2);
+        let readout = match (model.readout, &model.position) {
+            (SeqReadout::Mean, _) => Readout::Mean,
+            (SeqReadout::Flatten, _) => Readout::Flatten,
+            (SeqReadout::PositionSum, Some(ps)) => {
+                let e = host_values(ps.embedding.val());
+                let scale = ps.scale as f32;
+                Readout::PositionSum {
+                    embedding: transpose(&e, hid, model.length),
+                    scale,
+                    scaled_l2: l2.w.iter().map(|&w| w * scale).collect(),
+                }
+            }
+            (SeqReadout::PositionSum, None) => {
+                panic!("a position-sum SeqConvPotential without its PositionSum module")
+            }
+        };
         Self {
             input,
             blocks: model
@@ -154,7 +190,7 @@ impl FusedSeqConv {
             l2_w: l2.w,
             l2_b: l2.b[0],
             act: model.activation,
-            readout: model.readout,
+            readout,
             length: model.length,
             channels: model.channels,
             alpha: model.confinement as f32,
@@ -172,6 +208,10 @@ impl FusedSeqConv {
         }
         let rows = SAMPLE_CHUNK * (self.length + 2 * self.pad());
         let hid = self.input.c_out;
+        let head_rows = match self.readout {
+            Readout::PositionSum { .. } => rows,
+            Readout::Mean | Readout::Flatten => 1,
+        };
         Workspace {
             x: vec![0.0; rows * self.channels],
             h: vec![0.0; rows * hid],
@@ -181,8 +221,8 @@ impl FusedSeqConv {
             gx: vec![0.0; rows * self.channels],
             slopes: vec![vec![0.0; rows * hid]; self.blocks.len() + 2],
             pooled: vec![0.0; self.l1.d_in],
-            head_pre: vec![0.0; self.l1.d_out],
-            head_slope: vec![0.0; self.l1.d_out],
+            head_pre: vec![0.0; head_rows * self.l1.d_out],
+            head_slope: vec![0.0; head_rows * self.l1.d_out],
         }
     }
 
@@ -201,6 +241,124 @@ impl FusedSeqConv {
             buf[base * c..(base + p) * c].fill(0.0);
             buf[(base + p + len) * c..(base + 2 * p + len) * c].fill(0.0);
         }
+    }
+
+    /// Mean (`mean`) or flatten readout: per sample, pool the readout input `ws.a` to one
+    /// row, run the head on it, write the energy (without confinement) and the head's
+    /// gradient into the sample's interior of `ws.g`.
+    fn pooled_head(&self, mean: bool, energy: &mut [f32], ws: &mut Workspace) {
+        let (len, hid) = (self.length, self.input.c_out);
+        let (d_in, hh) = (self.l1.d_in, self.l1.d_out);
+        for (s, e) in energy.iter_mut().enumerate() {
+            let feats = &ws.a[self.interior(s, hid)];
+            if mean {
+                ws.pooled.fill(0.0);
+                for row in feats.chunks_exact(hid) {
+                    ws.pooled.iter_mut().zip(row).for_each(|(a, &v)| *a += v);
+                }
+                ws.pooled.iter_mut().for_each(|a| *a /= len as f32);
+            } else {
+                ws.pooled.copy_from_slice(feats);
+            }
+            gemm(
+                1,
+                hh,
+                d_in,
+                1.0,
+                &ws.pooled,
+                Op::N,
+                &self.l1.w,
+                Op::N,
+                0.0,
+                &mut ws.head_pre,
+            );
+            bias_act(self.act, &mut ws.head_pre, &self.l1.b, &mut ws.head_slope);
+            let v: f32 = ws.head_pre.iter().zip(&self.l2_w).map(|(a, b)| a * b).sum();
+            *e = v + self.l2_b;
+            ws.head_slope
+                .iter_mut()
+                .zip(&self.l2_w)
+                .for_each(|(a, &w)| *a *= w);
+            gemm(
+                1,
+                d_in,
+                hh,
+                1.0,
+                &ws.head_slope,
+                Op::N,
+                &self.l1.wt,
+                Op::N,
+                0.0,
+                &mut ws.pooled,
+            );
+            let g = &mut ws.g[self.interior(s, hid)];
+            if mean {
+                for row in g.chunks_exact_mut(hid) {
+                    row.iter_mut()
+                        .zip(&ws.pooled)
+                        .for_each(|(d, &a)| *d = a / len as f32);
+                }
+            } else {
+                g.copy_from_slice(&ws.pooled);
+            }
+        }
+    }
+
+    /// Position-sum readout over the whole chunk: tokens `act(h_l) + e_l` (in `ws.t`), head
+    /// layer 1 as one GEMM over every padded row, fused bias + activation + slope, layer 2
+    /// and the scaled sum over each sample's interior rows (pad rows are computed and
+    /// ignored); the backward `s * w2 * act' -> W1^T` is one GEMM into `ws.g` (its pad rows
+    /// are zeroed by the caller).
+    fn position_sum(
+        &self,
+        embedding: &[f32],
+        scale: f32,
+        scaled_l2: &[f32],
+        energy: &mut [f32],
+        ws: &mut Workspace,
+    ) {
+        let (hid, hh) = (self.input.c_out, self.l1.d_out);
+        let samples = energy.len();
+        let rows = samples * (self.length + 2 * self.pad());
+        let (nh, nq) = (rows * hid, rows * hh);
+        let tok = &mut ws.t[..nh];
+        tok.copy_from_slice(&ws.a[..nh]);
+        for s in 0..samples {
+            tok[self.interior(s, hid)]
+                .iter_mut()
+                .zip(embedding)
+                .for_each(|(v, &e)| *v += e);
+        }
+        let (pre, slope) = (&mut ws.head_pre[..nq], &mut ws.head_slope[..nq]);
+        gemm(rows, hh, hid, 1.0, tok, Op::N, &self.l1.w, Op::N, 0.0, pre);
+        bias_act(self.act, pre, &self.l1.b, slope);
+        for (s, e) in energy.iter_mut().enumerate() {
+            // Per-position outputs summed in f64 so the sum over hundreds of positions
+            // keeps f32's relative precision.
+            let sum: f64 = pre[self.interior(s, hh)]
+                .chunks_exact(hh)
+                .map(|r| {
+                    let v: f32 = r.iter().zip(&self.l2_w).map(|(a, b)| a * b).sum();
+                    f64::from(v + self.l2_b)
+                })
+                .sum();
+            *e = (f64::from(scale) * sum) as f32;
+        }
+        for row in slope.chunks_exact_mut(hh) {
+            row.iter_mut().zip(scaled_l2).for_each(|(a, &w)| *a *= w);
+        }
+        gemm(
+            rows,
+            hid,
+            hh,
+            1.0,
+            slope,
+            Op::N,
+            &self.l1.wt,
+            Op::N,
+            0.0,
+            &mut ws.g[..nh],
+        );
     }
 
     /// Energies and input gradients of the samples in `x`, stacked with their zero padding
@@ -250,65 +408,20 @@ impl FusedSeqConv {
             &vec![0.0; hid],
             &mut ws.slopes[last][..nh],
         );
-        let hh = self.l1.d_out;
-        for (s, e) in energy.iter_mut().enumerate() {
-            let feats = &ws.a[self.interior(s, hid)];
-            match self.readout {
-                SeqReadout::Mean => {
-                    ws.pooled.fill(0.0);
-                    for row in feats.chunks_exact(hid) {
-                        ws.pooled.iter_mut().zip(row).for_each(|(a, &v)| *a += v);
-                    }
-                    ws.pooled.iter_mut().for_each(|a| *a /= len as f32);
-                }
-                SeqReadout::Flatten => ws.pooled.copy_from_slice(feats),
-                SeqReadout::PositionSum => unreachable!("no fused position-sum readout"),
-            }
-            let d_in = self.l1.d_in;
-            gemm(
-                1,
-                hh,
-                d_in,
-                1.0,
-                &ws.pooled,
-                Op::N,
-                &self.l1.w,
-                Op::N,
-                0.0,
-                &mut ws.head_pre,
-            );
-            bias_act(self.act, &mut ws.head_pre, &self.l1.b, &mut ws.head_slope);
-            let v: f32 = ws.head_pre.iter().zip(&self.l2_w).map(|(a, b)| a * b).sum();
-            let xs = &x[s * len * ch..(s + 1) * len * ch];
-            let sq: f32 = xs.iter().map(|v| v * v).sum();
-            *e = v + self.l2_b + 0.5 * self.alpha * sq;
-            ws.head_slope
-                .iter_mut()
-                .zip(&self.l2_w)
-                .for_each(|(a, &w)| *a *= w);
-            gemm(
-                1,
-                d_in,
-                hh,
-                1.0,
-                &ws.head_slope,
-                Op::N,
-                &self.l1.wt,
-                Op::N,
-                0.0,
-                &mut ws.pooled,
-            );
-            let g = &mut ws.g[self.interior(s, hid)];
-            match self.readout {
-                SeqReadout::Mean => {
-                    for row in g.chunks_exact_mut(hid) {
-                        row.iter_mut()
-                            .zip(&ws.pooled)
-                            .for_each(|(d, &a)| *d = a / len as f32);
-                    }
-                }
-                SeqReadout::Flatten => g.copy_from_slice(&ws.pooled),
-                SeqReadout::PositionSum => unreachable!("no fused position-sum readout"),
+        match &self.readout {
+            Readout::PositionSum {
+                embedding,
+                scale,
+                scaled_l2,
+            } => self.position_sum(embedding, *scale, scaled_l2, energy, ws),
+            Readout::Mean => self.pooled_head(true, energy, ws),
+            Readout::Flatten => self.pooled_head(false, energy, ws),
+        }
+        if self.alpha != 0.0 {
+            for (s, e) in energy.iter_mut().enumerate() {
+                let xs = &x[s * len * ch..(s + 1) * len * ch];
+                let sq: f32 = xs.iter().map(|v| v * v).sum();
+                *e += 0.5 * self.alpha * sq;
             }
         }
         self.zero_pads(&mut ws.g[..nh], hid, samples);
@@ -366,10 +479,41 @@ mod tests {
     use crate::gradcheck::{f64_device, max_relative_error, tensor_from_f64, to_vec_f64};
     use crate::nn::SeqConvPotentialConfig;
     use crate::potential::Potential;
+    use burn::module::Param;
+    use burn::prelude::*;
+    use burn::tensor::Distribution;
     use rand::rngs::StdRng;
     use rand::{RngExt, SeedableRng};
 
-    /// Fused f32 against burn's tensor path in f64, both readouts, kernels 3 and 5, a batch
+    /// Every readout with kernel `kernel` on `device`: GELU, confinement, and for the
+    /// position sum a non-trivial output scale and a random position embedding of unit
+    /// scale (its default initialisation is nearly zero and would hide a misplaced term).
+    fn model(readout: SeqReadout, kernel: usize, len: usize, ch: usize) -> SeqConvPotential {
+        let device = f64_device();
+        let mut model = SeqConvPotentialConfig::new(len, ch)
+            .with_hidden_channels(12)
+            .with_kernel(kernel)
+            .with_blocks(2)
+            .with_head_hidden(10)
+            .with_readout(readout)
+            .with_output_scale(20.0)
+            .with_activation(Activation::GeluTanh)
+            .with_confinement(0.3)
+            .init(&device);
+        if let Some(ps) = model.position.as_mut() {
+            let e = Tensor::<2>::random([12, len], Distribution::Normal(0.0, 1.0), &device);
+            ps.embedding = Param::from_tensor(e);
+        }
+        model
+    }
+
+    fn fused_eval(k: &FusedSeqConv, x: &[f32]) -> (Vec<f32>, Vec<f32>) {
+        let (mut e, mut g) = (vec![0.0; x.len() / k.dim()], vec![0.0; x.len()]);
+        k.energy_and_grad(x, &mut e, &mut g);
+        (e, g)
+    }
+
+    /// Fused f32 against burn's tensor path in f64, every readout, kernels 3 and 5, a batch
     /// with a ragged last chunk.
     #[test]
     fn fused_matches_the_f64_tensor_reference() {
@@ -381,29 +525,54 @@ mod tests {
             .map(|_| rng.random::<f64>() * 2.0 - 1.0)
             .collect();
         let xf: Vec<f32> = x.iter().map(|&v| v as f32).collect();
-        for (readout, kernel) in [(SeqReadout::Mean, 5), (SeqReadout::Flatten, 3)] {
-            let model = SeqConvPotentialConfig::new(len, ch)
-                .with_hidden_channels(12)
-                .with_kernel(kernel)
-                .with_blocks(2)
-                .with_head_hidden(10)
-                .with_readout(readout)
-                .with_activation(Activation::GeluTanh)
-                .with_confinement(0.3)
-                .init(&device);
+        for (readout, kernel) in [
+            (SeqReadout::Mean, 5),
+            (SeqReadout::Flatten, 3),
+            (SeqReadout::PositionSum, 5),
+            (SeqReadout::PositionSum, 3),
+        ] {
+            let model = model(readout, kernel, len, ch);
             let (e_ref, g_ref) =
                 model.energy_and_grad(tensor_from_f64(&x, [batch, len * ch], &device));
-            let fused = FusedSeqConv::new(&model);
-            let (mut e, mut g) = (vec![0.0; batch], vec![0.0; xf.len()]);
-            fused.energy_and_grad(&xf, &mut e, &mut g);
+            let (e, g) = fused_eval(&FusedSeqConv::new(&model), &xf);
             let e: Vec<f64> = e.iter().map(|&v| f64::from(v)).collect();
             let g: Vec<f64> = g.iter().map(|&v| f64::from(v)).collect();
             let ee = max_relative_error(&e, &to_vec_f64(e_ref));
             let eg = max_relative_error(&g, &to_vec_f64(g_ref));
             assert!(
                 ee < 1e-5 && eg < 1e-4,
-                "{readout:?}: energy {ee:e}, grad {eg:e}"
+                "{readout:?} k{kernel}: energy {ee:e}, grad {eg:e}"
             );
+        }
+    }
+
+    /// Same bits on one and on three threads, and on a second call reusing the pooled
+    /// workspaces, for every readout (fixed sample chunks: 4 full ones and a ragged one).
+    #[test]
+    fn fused_is_identical_whatever_the_thread_count() {
+        let f64dev = f64_device();
+        f64dev.seed(9);
+        let mut rng = StdRng::seed_from_u64(10);
+        let (batch, len, ch) = (4 * SAMPLE_CHUNK + 3, 7, 3);
+        let x: Vec<f32> = (0..batch * len * ch)
+            .map(|_| rng.random::<f32>() * 2.0 - 1.0)
+            .collect();
+        for readout in [
+            SeqReadout::Mean,
+            SeqReadout::Flatten,
+            SeqReadout::PositionSum,
+        ] {
+            let fused = FusedSeqConv::new(&model(readout, 3, len, ch));
+            let run = |threads: usize| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap()
+                    .install(|| fused_eval(&fused, &x))
+            };
+            let one = run(1);
+            assert_eq!(one, run(3), "{readout:?}");
+            assert_eq!(one, run(3), "{readout:?} (reused workspaces)");
         }
     }
 }

@@ -272,11 +272,9 @@ impl Potential for SeqConvPotential {
         (energy, add_confinement_grad(g, x, self.confinement))
     }
 
-    /// The fused kernel covers the mean and flatten readouts; the position-sum readout
-    /// runs on burn's tensor path.
+    /// The fused kernel, for every readout, on the plain f32 flex device.
     fn host_kernel(&self) -> Option<Box<dyn HostPotential>> {
-        (self.readout != SeqReadout::PositionSum && is_host_f32(&self.input.weight.val()))
-            .then(|| Box::new(FusedSeqConv::new(self)) as _)
+        is_host_f32(&self.input.weight.val()).then(|| Box::new(FusedSeqConv::new(self)) as _)
     }
 }
 
