@@ -84,22 +84,4 @@ mod tests {
         assert!(param_count(&v) > 10_000, "{}", param_count(&v));
         assert!(v.position.is_some(), "per-position readout");
     }
-
-    #[test]
-    fn mnist_potential_input_gradient_matches_finite_differences() {
-        // The shipped readout on a small image (8x8, pooled twice to 2x2), in f64.
-        use em_core::gradcheck::{f64_device, input_gradient_error};
-        let d = f64_device();
-        let v = potential_config(ImageShape {
-            channels: 1,
-            height: 8,
-            width: 8,
-        })
-        .with_hidden_channels(3)
-        .with_head_hidden(4)
-        .init(&d);
-        let x = Tensor::<2>::random([2, 64], burn::tensor::Distribution::Normal(0.0, 1.0), &d);
-        let err = input_gradient_error(&v, x, 1e-5);
-        assert!(err < 1e-4, "max rel err {err:e}");
-    }
 }
