@@ -166,8 +166,12 @@ fn bad_points_data_fails_its_stage_and_leaves_no_stage_output() {
             "points-nan.csv:3: column 2: value `nan` is not finite",
         ],
     );
-    // Only the resolved config is left; no stage directory, finished or partial.
-    assert_eq!(dir.tree("run"), vec!["resolved.toml".to_string()]);
+    // Only the resolved config (and the run-directory marker) is left; no stage
+    // directory, finished or partial.
+    assert_eq!(
+        dir.tree("run"),
+        vec![".emdesign-run".to_string(), "resolved.toml".to_string()]
+    );
 }
 
 #[test]

@@ -46,15 +46,21 @@ pub fn file_name(step: u64) -> String {
 /// The checkpoint with the highest step in `dir` that reads back whole (magic, section
 /// lengths, digest and metadata check), if any. Temp files are ignored, and so is a corrupt
 /// or truncated checkpoint (a disk that filled up, a copy cut short): the run then resumes
-/// from the previous good one.
+/// from the previous good one. When checkpoints exist but none reads back, the newest's
+/// error is returned (the caller says how to start over) rather than silently restarting.
 pub fn latest(dir: &Path) -> Result<Option<PathBuf>> {
     let mut all = checkpoints(dir)?;
     all.sort();
-    Ok(all
-        .into_iter()
-        .rev()
-        .map(|(_, p)| p)
-        .find(|p| read_sections(p).is_ok()))
+    let mut newest_error = None;
+    for (_, p) in all.into_iter().rev() {
+        match read_sections(&p) {
+            Ok(_) => return Ok(Some(p)),
+            Err(e) => {
+                newest_error.get_or_insert(e);
+            }
+        }
+    }
+    newest_error.map_or(Ok(None), Err)
 }
 
 /// Every `ckpt-<step>.emck` in `dir` with its step, unordered.
@@ -432,7 +438,12 @@ mod tests {
             latest(dir.path()).unwrap(),
             Some(dir.path().join(file_name(5)))
         );
+        // Every checkpoint corrupt: an error naming the newest, not a silent fresh start.
         fs::write(dir.path().join(file_name(5)), b"EMCKPT02").unwrap();
-        assert_eq!(latest(dir.path()).unwrap(), None);
+        let err = latest(dir.path()).unwrap_err().to_string();
+        assert!(err.contains(&file_name(10)), "{err}");
+        // No checkpoint at all is a fresh start.
+        let empty = tempfile::tempdir().unwrap();
+        assert_eq!(latest(empty.path()).unwrap(), None);
     }
 }
