@@ -295,8 +295,16 @@ mod tests {
             let down = fused_eval(&fused, &p, 2).0[i / 3];
             numeric.push(f64::from(up - down) / f64::from(2.0 * h));
         }
+        // Error relative to the largest gradient entry: the weights come from the shared
+        // f64 device's RNG, which parallel tests also draw from, so a near-zero entry
+        // (where a per-entry relative error is all f32 round-off) can occur.
         let g: Vec<f64> = g.iter().map(|&v| f64::from(v)).collect();
-        let err = max_relative_error(&g, &numeric);
-        assert!(err < 2e-3, "max rel err {err:e}");
+        let scale = g.iter().fold(1e-6f64, |m, v| m.max(v.abs()));
+        let err = g
+            .iter()
+            .zip(&numeric)
+            .map(|(a, b)| (a - b).abs() / scale)
+            .fold(0.0f64, f64::max);
+        assert!(err < 2e-3, "max error / max |g| {err:e}");
     }
 }
