@@ -38,11 +38,16 @@ pub fn gemm(
         Op::N => (k, 1),
         Op::T => (1, m),
     };
-    let sb = match op_b {
+    let sb = b_strides(op_b, n, k);
+    strided(m, n, k, alpha, a, sa, b, sb, beta, c);
+}
+
+/// (row, column) strides of `op(B)` for a `[k, n]` product operand stored row-major.
+fn b_strides(op_b: Op, n: usize, k: usize) -> (usize, usize) {
+    match op_b {
         Op::N => (n, 1),
         Op::T => (1, k),
-    };
-    strided(m, n, k, alpha, a, sa, b, sb, beta, c);
+    }
 }
 
 /// `C[m, n] = alpha * A[m, k] * op(B) + beta * C` where row `i` of `A` starts at `i * lda`
@@ -60,10 +65,7 @@ pub fn gemm_rows(
     beta: f32,
     c: &mut [f32],
 ) {
-    let sb = match op_b {
-        Op::N => (n, 1),
-        Op::T => (1, k),
-    };
+    let sb = b_strides(op_b, n, k);
     strided(m, n, k, 1.0, a, (lda, 1), b, sb, beta, c);
 }
 
