@@ -17,8 +17,8 @@ use em_protein::oracle::Oracle;
 use em_protein::sequence::Sequence;
 use serde::{Deserialize, Serialize};
 
-use super::config::{BenchPlan, Method};
-use super::tasks::{TaskEnv, TaskKind, sampler_config};
+use super::config::{BenchPlan, Method, Prior, Variant};
+use super::tasks::{FLOW_ONLY_STAGE, TaskEnv, TaskKind, variant_config};
 use crate::progress::Progress;
 use crate::stage::cache::{self, Key};
 use crate::workflow::protein::Design;
@@ -28,8 +28,11 @@ use crate::workflow::protein::Design;
 pub struct Cell {
     /// Key of its inputs; a cell with another key is redone.
     pub key: String,
-    /// Method name.
+    /// Method name, with the sweep's `t_end` if any (`em-unguided t_end=2`).
     pub method: String,
+    /// The sweep's `t_end`, if the cell is one of the sweep's.
+    #[serde(default)]
+    pub t_end: Option<f64>,
     /// Task name.
     pub task: String,
     /// Design seed.
@@ -51,27 +54,34 @@ pub struct Cell {
 }
 
 /// Where a cell's file lives.
-pub fn cell_path(run_dir: &Path, task: &str, method: Method, seed: u64) -> PathBuf {
+pub fn cell_path(run_dir: &Path, task: &str, variant: Variant, seed: u64) -> PathBuf {
     run_dir
         .join("cells")
         .join(task)
-        .join(format!("{}_seed{seed}.json", method.name()))
+        .join(format!("{}_seed{seed}.json", variant.file_stem()))
 }
 
 /// The key of a cell: method, task, seed, budget, top_k and the task's upstream keys that
-/// the method reads (the energy stage only for the EM methods, so a baseline cell keeps its
-/// key whether or not the invocation trained the energy).
+/// the method reads (the energy stage only for the methods that sample it, the warm-up-only
+/// energy likewise, so a baseline cell keeps its key whether or not the invocation trained
+/// an energy).
 pub fn cell_key(
     plan: &BenchPlan,
     env: &TaskEnv,
-    method: Method,
+    variant: Variant,
     seed: u64,
     extra: &[(String, Key)],
 ) -> Result<Key> {
+    let method = variant.method;
+    let prior = method.prior();
     let mut upstream: Vec<(String, Key)> = env
         .upstream
         .iter()
-        .filter(|(stage, _)| method.is_em() || stage != "energy")
+        .filter(|(stage, _)| match stage.as_str() {
+            "energy" => prior == Some(Prior::Energy),
+            FLOW_ONLY_STAGE => prior == Some(Prior::FlowOnlyEnergy),
+            _ => true,
+        })
         .cloned()
         .collect();
     upstream.extend_from_slice(extra);
@@ -79,14 +89,20 @@ pub fn cell_key(
         "method": method.name(), "task": env.name, "seed": seed,
         "budget": plan.budget, "top_k": plan.top_k,
     });
+    if let Some(t) = variant.t_end {
+        config["t_end"] = t.into();
+    }
     // The method's own settings, for the methods that have any (a changed sigma_W or
     // temperature must not reuse old cells).
-    let settings = match (&env.kind, method) {
-        (_, Method::Gwg) => Some(serde_json::to_value(&plan.gwg)?),
-        (
-            TaskKind::Protein(p),
-            Method::OtCfm | Method::Em | Method::EmQuadratic | Method::EmKernel,
-        ) => Some(sampler_settings(&p.design, method)?),
+    let settings = match (&env.kind, prior) {
+        (_, None) if method == Method::Gwg => Some(serde_json::to_value(&plan.gwg)?),
+        (TaskKind::Protein(p), Some(_)) => {
+            let mut design = p.design.clone();
+            if let Some(t) = variant.t_end {
+                design.t_end = t;
+            }
+            Some(sampler_settings(&design, method)?)
+        }
         _ => None,
     };
     if let Some(s) = settings {
@@ -113,6 +129,12 @@ pub fn sampler_settings(design: &Design, method: Method) -> Result<serde_json::V
     } else {
         fields.insert("kernel_sigma_w".into(), design.kernel_sigma_w().into());
     }
+    if !method.guided() {
+        // Guidance is off: its width and the predictor's input temperature are not read.
+        fields.remove("zeta");
+        fields.remove("temperature");
+        fields.insert("guided".into(), false.into());
+    }
     Ok(v)
 }
 
@@ -128,25 +150,27 @@ pub fn finished(path: &Path, key: &Key) -> Option<Cell> {
 pub fn run(
     plan: &BenchPlan,
     env: &mut TaskEnv,
-    method: Method,
+    variant: Variant,
     seed: u64,
     progress: &Progress,
 ) -> Result<(Cell, bool)> {
-    let extra = match method {
-        Method::OtCfm if matches!(env.kind, TaskKind::Protein(_)) => {
+    let method = variant.method;
+    let extra = match method.prior() {
+        Some(Prior::OtCfm) if matches!(env.kind, TaskKind::Protein(_)) => {
             vec![("ot_cfm".to_string(), env.ot_cfm(plan, progress)?.1)]
         }
         _ => Vec::new(),
     };
-    let key = cell_key(plan, env, method, seed, &extra)?;
-    let path = cell_path(&plan.run_dir, &env.name, method, seed);
+    let key = cell_key(plan, env, variant, seed, &extra)?;
+    let path = cell_path(&plan.run_dir, &env.name, variant, seed);
     if let Some(cell) = finished(&path, &key) {
         return Ok((cell, false));
     }
     let start = Instant::now();
     let mut cell = Cell {
         key: key.0.clone(),
-        method: method.name().into(),
+        method: variant.label(),
+        t_end: variant.t_end,
         task: env.name.clone(),
         seed,
         note: None,
@@ -157,8 +181,8 @@ pub fn run(
         calls: 0,
         wall_secs: 0.0,
     };
-    let designed = design_cell(plan, env, method, seed, progress)
-        .with_context(|| format!("{} on {} seed {seed}", method.name(), env.name))?;
+    let designed = design_cell(plan, env, variant, seed, progress)
+        .with_context(|| format!("{} on {} seed {seed}", variant.label(), env.name))?;
     match designed {
         None => cell.note = Some("n/a (not differentiable)".into()),
         Some((designs, calls)) => {
@@ -188,10 +212,11 @@ pub fn run(
 fn design_cell(
     plan: &BenchPlan,
     env: &mut TaskEnv,
-    method: Method,
+    variant: Variant,
     seed: u64,
     progress: &Progress,
 ) -> Result<Option<(Vec<Sequence>, usize)>> {
+    let method = variant.method;
     let baseline: Option<Box<dyn DesignMethod>> = match method {
         Method::Random => Some(Box::new(RandomMutation::default())),
         Method::AdaLead => Some(Box::new(AdaLead::default())),
@@ -222,7 +247,7 @@ fn design_cell(
     }
     // Only protein tasks reach here (Ehrlich returned above). The field is trained (or
     // loaded) first, while `env` may still be borrowed mutably.
-    let field = if method == Method::OtCfm {
+    let field = if method.prior() == Some(Prior::OtCfm) {
         Some(env.ot_cfm(plan, progress)?.0.clone())
     } else {
         None
@@ -241,27 +266,34 @@ fn design_cell(
         },
         _ => Interaction::None,
     };
-    let cfg = sampler_config(&p.design, interaction, plan.budget, plan.top_k)?;
+    let cfg = variant_config(&p.design, variant, interaction, plan.budget, plan.top_k)?;
     let batch = match &field {
         Some(field) => design_ot_cfm(field, &p.predictor, min_gt, max_gt, &cfg, seed, &device)?,
         None => {
-            let potential = p
-                .potential
-                .as_ref()
-                .context("the energy was not trained for this task")?;
+            let potential = match method.prior() {
+                Some(Prior::FlowOnlyEnergy) => p.flow_only.as_ref(),
+                _ => p.potential.as_ref(),
+            }
+            .with_context(|| format!("the energy of {} was not trained", method.name()))?;
             design(potential, &p.predictor, min_gt, max_gt, &cfg, seed, &device)?
         }
     };
-    // One guidance gradient per chain and step, one final score per unique design.
-    let calls = batch.n_samples * cfg.steps() + batch.n_unique;
+    // One guidance gradient per chain and step (guided methods), one final score per unique
+    // design.
+    let guided_calls = if method.guided() {
+        batch.n_samples * cfg.steps()
+    } else {
+        0
+    };
+    let calls = guided_calls + batch.n_unique;
     Ok(Some((batch.sequences, calls)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::config::{BenchTask, Overrides, load};
-    use crate::bench::tasks::prepare;
+    use crate::bench::config::{BenchTask, METHODS, Overrides, load};
+    use crate::bench::tasks::{Needs, prepare};
 
     #[test]
     fn sampler_settings_hold_only_what_each_method_reads() {
@@ -300,6 +332,15 @@ mod tests {
             assert_ne!(s(&hotter, m), s(&design, m), "{}", m.name());
         }
         assert_eq!(s(&design, Method::EmKernel)["kernel_sigma_w"], 0.02);
+        // Unguided cells do not read the guidance width.
+        for m in [
+            Method::OtCfmUnguided,
+            Method::EmUnguided,
+            Method::EmWarmupUnguided,
+        ] {
+            assert_eq!(s(&hotter, m), s(&design, m), "{}", m.name());
+            assert_eq!(s(&design, m)["guided"], false, "{}", m.name());
+        }
         assert!(s(&design, Method::Em).get("n_samples").is_none());
     }
 
@@ -314,15 +355,50 @@ mod tests {
         .unwrap();
         let plan = load(&path, &Overrides::default()).unwrap();
         let progress = Progress::new(true);
-        let without = prepare(&plan, BenchTask::Ehrlich, false, None, &progress).unwrap();
-        let mut with = prepare(&plan, BenchTask::Ehrlich, false, None, &progress).unwrap();
+        let none = Needs::default();
+        let without = prepare(&plan, BenchTask::Ehrlich, none, None, &progress).unwrap();
+        let mut with = prepare(&plan, BenchTask::Ehrlich, none, None, &progress).unwrap();
         with.upstream.push(("energy".into(), Key("e".repeat(64))));
-        let key = |env: &TaskEnv, m| cell_key(&plan, env, m, 0, &[]).unwrap();
-        for m in [Method::Random, Method::AdaLead, Method::Gwg, Method::OtCfm] {
-            assert_eq!(key(&without, m), key(&with, m), "{}", m.name());
+        let mut flow = prepare(&plan, BenchTask::Ehrlich, none, None, &progress).unwrap();
+        flow.upstream
+            .push((FLOW_ONLY_STAGE.into(), Key("f".repeat(64))));
+        let key = |env: &TaskEnv, method| {
+            cell_key(
+                &plan,
+                env,
+                Variant {
+                    method,
+                    t_end: None,
+                },
+                0,
+                &[],
+            )
+            .unwrap()
+        };
+        for m in METHODS {
+            let reads_energy = m.prior() == Some(Prior::Energy);
+            let reads_flow_only = m.prior() == Some(Prior::FlowOnlyEnergy);
+            assert_eq!(
+                key(&without, m) != key(&with, m),
+                reads_energy,
+                "{}",
+                m.name()
+            );
+            assert_eq!(
+                key(&without, m) != key(&flow, m),
+                reads_flow_only,
+                "{}",
+                m.name()
+            );
         }
-        for m in [Method::Em, Method::EmQuadratic, Method::EmKernel] {
-            assert_ne!(key(&without, m), key(&with, m), "{}", m.name());
-        }
+        // A sweep cell has its own key.
+        let swept = Variant {
+            method: Method::EmUnguided,
+            t_end: Some(2.0),
+        };
+        assert_ne!(
+            cell_key(&plan, &with, swept, 0, &[]).unwrap(),
+            key(&with, Method::EmUnguided)
+        );
     }
 }

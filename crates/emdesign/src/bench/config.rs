@@ -27,10 +27,19 @@ pub enum Method {
     EmQuadratic,
     /// Energy Matching, kernel interaction.
     EmKernel,
+    /// The same energy trained with the flow (warm-up) loss for all its steps, no
+    /// contrastive phase; guided, no interaction (the ablation's "warm-up only" row).
+    EmWarmup,
+    /// OT-CFM prior, guidance off (zeta = inf); top-k by the predictor.
+    OtCfmUnguided,
+    /// Energy Matching (with its contrastive phase), guidance off, no interaction.
+    EmUnguided,
+    /// The warm-up-only energy, guidance off, no interaction.
+    EmWarmupUnguided,
 }
 
 /// Every method, in table order.
-pub const METHODS: [Method; 7] = [
+pub const METHODS: [Method; 11] = [
     Method::Random,
     Method::AdaLead,
     Method::Gwg,
@@ -38,7 +47,22 @@ pub const METHODS: [Method; 7] = [
     Method::Em,
     Method::EmQuadratic,
     Method::EmKernel,
+    Method::EmWarmup,
+    Method::OtCfmUnguided,
+    Method::EmUnguided,
+    Method::EmWarmupUnguided,
 ];
+
+/// The trained prior a sampler method draws from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prior {
+    /// The task's energy, trained as its `[energy.train]` says (warm-up, then contrastive).
+    Energy,
+    /// The same energy trained with the flow loss for all `steps` (no contrastive phase).
+    FlowOnlyEnergy,
+    /// The OT-CFM vector field.
+    OtCfm,
+}
 
 impl Method {
     /// Name in files and on the command line.
@@ -51,6 +75,10 @@ impl Method {
             Method::Em => "em",
             Method::EmQuadratic => "em-quadratic",
             Method::EmKernel => "em-kernel",
+            Method::EmWarmup => "em-warmup",
+            Method::OtCfmUnguided => "ot-cfm-unguided",
+            Method::EmUnguided => "em-unguided",
+            Method::EmWarmupUnguided => "em-warmup-unguided",
         }
     }
 
@@ -59,13 +87,59 @@ impl Method {
         !matches!(self, Method::Random | Method::AdaLead)
     }
 
-    /// Whether it needs the trained energy.
-    pub fn is_em(self) -> bool {
-        matches!(self, Method::Em | Method::EmQuadratic | Method::EmKernel)
+    /// The trained prior it samples from (`None` for the baselines).
+    pub fn prior(self) -> Option<Prior> {
+        match self {
+            Method::Random | Method::AdaLead | Method::Gwg => None,
+            Method::OtCfm | Method::OtCfmUnguided => Some(Prior::OtCfm),
+            Method::Em | Method::EmQuadratic | Method::EmKernel | Method::EmUnguided => {
+                Some(Prior::Energy)
+            }
+            Method::EmWarmup | Method::EmWarmupUnguided => Some(Prior::FlowOnlyEnergy),
+        }
+    }
+
+    /// Whether its sampler follows the predictor's guidance (false: zeta = inf).
+    pub fn guided(self) -> bool {
+        !matches!(
+            self,
+            Method::OtCfmUnguided | Method::EmUnguided | Method::EmWarmupUnguided
+        )
     }
 
     fn parse(s: &str) -> Option<Self> {
         METHODS.into_iter().find(|m| m.name() == s)
+    }
+}
+
+/// The methods whose cells the `t_end` sweep repeats (paper App. A.2: unguided samples of
+/// the energy with and without its contrastive phase, run past t = 1).
+pub const SWEPT: [Method; 2] = [Method::EmUnguided, Method::EmWarmupUnguided];
+
+/// A table row's method: a method at the design's own `t_end`, or one of the sweep's.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Variant {
+    /// The method.
+    pub method: Method,
+    /// The sweep's `t_end` (replacing `[design] t_end`), if any.
+    pub t_end: Option<f64>,
+}
+
+impl Variant {
+    /// Name in tables and cell files: `em-unguided`, `em-unguided t_end=2`.
+    pub fn label(&self) -> String {
+        match self.t_end {
+            None => self.method.name().to_string(),
+            Some(t) => format!("{} t_end={t}", self.method.name()),
+        }
+    }
+
+    /// The cell file stem: `em-unguided`, `em-unguided_tend2`.
+    pub fn file_stem(&self) -> String {
+        match self.t_end {
+            None => self.method.name().to_string(),
+            Some(t) => format!("{}_tend{t}", self.method.name()),
+        }
     }
 }
 
@@ -121,6 +195,7 @@ struct RawHeader {
     seeds: Option<Vec<u64>>,
     budget: usize,
     top_k: Option<usize>,
+    t_end_sweep: Option<Vec<f64>>,
 }
 
 /// `[ot_cfm]`: the shape of the vector field. It trains with the task's own
@@ -254,6 +329,8 @@ pub struct BenchPlan {
     pub budget: usize,
     /// Designs evaluated per cell (the best by the predictor).
     pub top_k: usize,
+    /// `t_end` values at which the [`SWEPT`] methods' cells are repeated (App. A.2).
+    pub t_end_sweep: Vec<f64>,
     /// The protein workflow tables (`predictor`, `energy`, `design`, ...) shared by GFP/AAV.
     pub protein: toml::Table,
     /// Per-task tables (`[task.<name>]`), merged key by key over `protein` for that task.
@@ -331,6 +408,28 @@ fn merge(base: &mut toml::Table, over: &toml::Table) {
 }
 
 impl BenchPlan {
+    /// The table rows' methods: every method at the design's `t_end`, then the [`SWEPT`]
+    /// methods of the plan at each sweep `t_end`.
+    pub fn variants(&self) -> Vec<Variant> {
+        let mut out: Vec<Variant> = self
+            .methods
+            .iter()
+            .map(|&method| Variant {
+                method,
+                t_end: None,
+            })
+            .collect();
+        for &t in &self.t_end_sweep {
+            for &method in self.methods.iter().filter(|m| SWEPT.contains(m)) {
+                out.push(Variant {
+                    method,
+                    t_end: Some(t),
+                });
+            }
+        }
+        out
+    }
+
     /// The protein workflow tables of the task named `task`: `[protein]` with its
     /// `[task.<task>]` overrides merged in.
     pub fn protein_tables(&self, task: &str) -> toml::Table {
@@ -375,6 +474,23 @@ pub fn load(path: &Path, o: &Overrides) -> Result<BenchPlan> {
     if top_k == 0 {
         bail!("{}: must be >= 1", ctx("top_k"));
     }
+    let t_end_sweep = h.t_end_sweep.unwrap_or_default();
+    if let Some(t) = t_end_sweep.iter().find(|t| !(t.is_finite() && **t > 0.0)) {
+        bail!(
+            "{}: {t}: every t_end must be finite and > 0",
+            ctx("t_end_sweep")
+        );
+    }
+    // A file that sweeps without a swept method is a mistake; a command line that narrows
+    // the methods to others simply runs no sweep cells.
+    if !t_end_sweep.is_empty() && o.methods.is_none() && !methods.iter().any(|m| SWEPT.contains(m))
+    {
+        bail!(
+            "{}: sweeps only {} cells, and bench.methods has neither",
+            ctx("t_end_sweep"),
+            SWEPT.map(Method::name).join(" / ")
+        );
+    }
     check_protein_tables(&raw.protein, "protein", path)?;
     for (name, table) in &raw.task {
         if !matches!(BenchTask::parse(name), Some(BenchTask::Protein(..))) {
@@ -402,6 +518,7 @@ pub fn load(path: &Path, o: &Overrides) -> Result<BenchPlan> {
         seeds,
         budget: h.budget,
         top_k,
+        t_end_sweep,
         protein: raw.protein,
         task_overrides: raw.task,
         ot_cfm: raw.ot_cfm,
@@ -441,7 +558,8 @@ mod tests {
     fn defaults_narrowing_and_errors() {
         let (_d, p) = write("[bench]\nbudget = 100\n[protein.design]\nt_end = 1.0\n");
         let plan = load(&p, &Overrides::default()).unwrap();
-        assert_eq!((plan.methods.len(), plan.tasks.len()), (7, 5));
+        assert_eq!((plan.methods.len(), plan.tasks.len()), (METHODS.len(), 5));
+        assert_eq!(plan.variants().len(), METHODS.len());
         assert_eq!(plan.seeds, [0, 1, 2, 3, 4]);
         let o = Overrides {
             methods: Some(vec!["gwg".into(), "em-kernel".into()]),
@@ -460,6 +578,29 @@ mod tests {
             e.contains("bench.tasks") && e.contains("unknown `tem1`"),
             "{e}"
         );
+        let (_d, p) = write(
+            "[bench]\nbudget = 1\nmethods = [\"em\", \"em-unguided\"]\nt_end_sweep = [1.0, 2.5]\n",
+        );
+        let labels: Vec<String> = load(&p, &Overrides::default())
+            .unwrap()
+            .variants()
+            .iter()
+            .map(Variant::label)
+            .collect();
+        assert_eq!(
+            labels,
+            [
+                "em",
+                "em-unguided",
+                "em-unguided t_end=1",
+                "em-unguided t_end=2.5"
+            ]
+        );
+        let (_d, p) = write("[bench]\nbudget = 1\nmethods = [\"em\"]\nt_end_sweep = [2.0]\n");
+        let e = format!("{:#}", load(&p, &Overrides::default()).unwrap_err());
+        assert!(e.contains("bench.t_end_sweep"), "{e}");
+        let (_d, p) = write("[bench]\nbudget = 1\nt_end_sweep = [0.0]\n");
+        assert!(load(&p, &Overrides::default()).is_err());
         let (_d, p) = write("[bench]\nbudget = 1\nbudgte = 2\n");
         assert!(load(&p, &Overrides::default()).is_err());
         let (_d, p) = write("[bench]\nbudget = 1\n[task.tem1.design]\nsigma_w = 2.0\n");

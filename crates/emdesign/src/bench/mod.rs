@@ -3,13 +3,15 @@
 //!
 //! [`config`] checks the bench file, [`tasks`] prepares each task once (protein tasks through
 //! the protein workflow's cached stages), [`cell`] runs and caches one cell, [`output`] and
-//! [`plot`] write the results; [`fairness`] states the EM vs OT-CFM terms in `bench.md`.
+//! [`plot`] write the results ([`sweep_plot`] the App. A.2 `t_end` sweep); [`fairness`]
+//! states the EM vs OT-CFM terms in `bench.md`.
 
 pub mod cell;
 pub mod config;
 pub mod fairness;
 pub mod output;
 pub mod plot;
+pub mod sweep_plot;
 pub mod tasks;
 
 use std::path::{Path, PathBuf};
@@ -26,7 +28,8 @@ use config::{BenchTask, Method, Overrides};
 pub struct BenchArgs {
     /// The bench file (`workflows/bench.toml`).
     pub bench: PathBuf,
-    /// Only these methods (random, adalead, gwg, ot-cfm, em, em-quadratic, em-kernel).
+    /// Only these methods (random, adalead, gwg, ot-cfm, em, em-quadratic, em-kernel,
+    /// em-warmup, ot-cfm-unguided, em-unguided, em-warmup-unguided).
     #[arg(long, value_delimiter = ',', value_name = "A,B")]
     pub methods: Option<Vec<String>>,
     /// Only these tasks (gfp-medium, gfp-hard, aav-medium, aav-hard, ehrlich).
@@ -59,20 +62,21 @@ pub fn run(args: &BenchArgs, data_dir: Option<&Path>) -> Result<()> {
     std::fs::create_dir_all(&plan.run_dir)
         .with_context(|| format!("cannot create {}", plan.run_dir.display()))?;
     let progress = Progress::new(args.quiet);
-    let total = plan.tasks.len() * plan.methods.len() * plan.seeds.len();
+    let variants = plan.variants();
+    let total = plan.tasks.len() * variants.len() * plan.seeds.len();
     let start = Instant::now();
     let mut cells = Vec::new();
     let mut ran = 0;
     let bar = progress.bar("bench", total as u64);
+    let needs = tasks::Needs::of(&plan.methods);
     for &task in &plan.tasks {
-        let with_energy = plan.methods.iter().any(|m| m.is_em());
         bar.set_message(format!("{}: preparing", task.name()));
-        let mut env = tasks::prepare(&plan, task, with_energy, data_dir, &progress)
+        let mut env = tasks::prepare(&plan, task, needs, data_dir, &progress)
             .with_context(|| format!("task {}", task.name()))?;
-        for &method in &plan.methods {
+        for &variant in &variants {
             for &seed in &plan.seeds {
-                bar.set_message(format!("{} {} seed {seed}", task.name(), method.name()));
-                let (c, fresh_run) = cell::run(&plan, &mut env, method, seed, &progress)?;
+                bar.set_message(format!("{} {} seed {seed}", task.name(), variant.label()));
+                let (c, fresh_run) = cell::run(&plan, &mut env, variant, seed, &progress)?;
                 ran += usize::from(fresh_run);
                 bar.inc(1);
                 cells.push(c);
@@ -81,6 +85,7 @@ pub fn run(args: &BenchArgs, data_dir: Option<&Path>) -> Result<()> {
     }
     bar.finish_and_clear();
     let rows = output::write(&plan.run_dir, &plan, &cells, &budget_note)?;
+    let names: Vec<String> = variants.iter().map(|v| v.label()).collect();
     let panels: Vec<plot::Panel> = plan
         .tasks
         .iter()
@@ -90,14 +95,17 @@ pub fn run(args: &BenchArgs, data_dir: Option<&Path>) -> Result<()> {
                 .iter()
                 .filter(|c| c.task == t.name())
                 .filter_map(|c| {
-                    let m = plan.methods.iter().position(|m| m.name() == c.method)?;
+                    let m = names.iter().position(|n| *n == c.method)?;
                     Some((m, c.diversity?, c.fitness?))
                 })
                 .collect(),
         })
         .collect();
-    let names: Vec<&str> = plan.methods.iter().map(|m| m.name()).collect();
-    plot::fitness_vs_diversity(&plan.run_dir.join("bench.png"), &panels, &names)?;
+    let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    plot::fitness_vs_diversity(&plan.run_dir.join("bench.png"), &panels, &name_refs)?;
+    if variants.iter().any(|v| v.t_end.is_some()) {
+        sweep_plot::write(&plan.run_dir.join("t_end_sweep.png"), &plan, &cells)?;
+    }
     for r in rows.iter().filter(|r| r.seeds > 0) {
         let f = r
             .fitness
@@ -119,10 +127,7 @@ pub fn run(args: &BenchArgs, data_dir: Option<&Path>) -> Result<()> {
 /// it checks every protein task's `[protein]` tables, and that top-k selection applies.
 fn budget_note(plan: &config::BenchPlan) -> Result<String> {
     let mut notes = Vec::new();
-    let samplers = plan
-        .methods
-        .iter()
-        .any(|m| m.is_em() || *m == Method::OtCfm);
+    let samplers = plan.methods.iter().any(|m| m.prior().is_some());
     for &task in &plan.tasks {
         if let BenchTask::Protein(t, _) = task {
             let p = tasks::protein_plan(plan, task, &plan.run_dir)?;
@@ -162,6 +167,32 @@ fn budget_note(plan: &config::BenchPlan) -> Result<String> {
                 ));
             }
         }
+    }
+    if plan.methods.iter().any(|m| !m.guided()) {
+        notes.push(
+            "unguided rows (*-unguided): the same priors and chain counts with guidance off \
+             (zeta = inf, no interaction), top-k by the predictor, whose final scores are their \
+             only calls"
+                .to_string(),
+        );
+    }
+    if plan
+        .methods
+        .iter()
+        .any(|m| m.prior() == Some(config::Prior::FlowOnlyEnergy))
+    {
+        notes.push(
+            "em-warmup rows: the same energy network, seed and steps trained with the flow \
+             (warm-up) loss for every step, no contrastive phase"
+                .to_string(),
+        );
+    }
+    if plan.variants().iter().any(|v| v.t_end.is_some()) {
+        notes.push(format!(
+            "t_end sweep (paper App. A.2): the unguided energy rows again at t_end {:?}, \
+             with the chain count of the design's own t_end",
+            plan.t_end_sweep
+        ));
     }
     if plan.methods.contains(&Method::Gwg) {
         notes.push(format!(
@@ -211,6 +242,16 @@ mod tests {
         // Both parameter counts are stated, with their ratio.
         assert!(note.contains("parameters: energy "), "{note}");
         assert!(note.contains(", OT-CFM field "), "{note}");
+        // The ablation's rows say what they are; the sweep runs only with a swept method.
+        let plan = config::load(&path, &narrow("em-warmup,em-unguided")).unwrap();
+        let note = budget_note(&plan).unwrap();
+        for part in [
+            "em-warmup rows: the same energy network, seed and steps",
+            "unguided rows (*-unguided)",
+            "t_end sweep (paper App. A.2): the unguided energy rows again at t_end [1.0, 1.5, 2.0, 3.0]",
+        ] {
+            assert!(note.contains(part), "{part:?} not in {note}");
+        }
         let plan = config::load(&path, &narrow("random")).unwrap();
         assert_eq!(
             budget_note(&plan).unwrap(),

@@ -49,17 +49,18 @@ pub fn rows(plan: &BenchPlan, cells: &[Cell]) -> Result<Vec<Row>> {
     let mut out = Vec::new();
     for &task in &plan.tasks {
         let name = task.name();
-        for m in &plan.methods {
+        for v in plan.variants() {
+            let label = v.label();
             let mine: Vec<&Cell> = cells
                 .iter()
-                .filter(|c| c.task == name && c.method == m.name())
+                .filter(|c| c.task == name && c.method == label)
                 .collect();
             let ok: Vec<&Cell> = mine.iter().copied().filter(|c| c.note.is_none()).collect();
             let get = |f: fn(&Cell) -> Option<f64>| ok.iter().filter_map(|c| f(c)).collect();
             let n = ok.len().max(1) as f64;
             out.push(Row {
                 task: name.clone(),
-                method: m.name().into(),
+                method: label,
                 seeds: ok.len(),
                 fitness: ms(get(|c| c.fitness)),
                 diversity: ms(get(|c| c.diversity)),
@@ -127,10 +128,10 @@ pub fn markdown(plan: &BenchPlan, rows: &[Row], budget_note: &str) -> String {
     }
     s.push_str("\n`bench.png`: fitness (y) vs diversity (x) per task (panels left to right in table order), one point per method and seed; colours by method in table order: ");
     let names: Vec<String> = plan
-        .methods
+        .variants()
         .iter()
         .enumerate()
-        .map(|(i, m)| format!("{} {}", m.name(), super::plot::colour_name(i)))
+        .map(|(i, v)| format!("{} {}", v.label(), super::plot::colour_name(i)))
         .collect();
     let _ = writeln!(s, "{}.", names.join(", "));
     s

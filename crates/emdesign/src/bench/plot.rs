@@ -8,7 +8,7 @@ use anyhow::{Result, anyhow};
 use plotters::prelude::*;
 
 /// Method colours, in table order.
-const COLOURS: [(RGBColor, &str); 7] = [
+const COLOURS: [(RGBColor, &str); 12] = [
     (RGBColor(120, 120, 120), "grey"),
     (RGBColor(60, 90, 200), "blue"),
     (RGBColor(40, 160, 70), "green"),
@@ -16,6 +16,11 @@ const COLOURS: [(RGBColor, &str); 7] = [
     (RGBColor(150, 60, 190), "purple"),
     (RGBColor(220, 30, 30), "red"),
     (RGBColor(30, 180, 190), "cyan"),
+    (RGBColor(0, 0, 0), "black"),
+    (RGBColor(240, 110, 170), "pink"),
+    (RGBColor(140, 90, 40), "brown"),
+    (RGBColor(150, 190, 40), "olive"),
+    (RGBColor(20, 40, 110), "navy"),
 ];
 
 /// The name of method `i`'s colour.

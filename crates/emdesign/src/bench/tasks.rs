@@ -31,6 +31,9 @@ use crate::workflow::protein::Design;
 use crate::workflow::toy2d::Train;
 use crate::workflow::{Source, protein::Protein};
 
+/// The upstream name of the warm-up-only energy's stage key.
+pub const FLOW_ONLY_STAGE: &str = "energy_flow_only";
+
 /// Seed stream of the OT-CFM trainer (derived from the bench seed).
 const SEED_OT_CFM: u64 = 13;
 
@@ -42,6 +45,8 @@ pub struct ProteinEnv {
     pub oracle: GgsCnnOracle,
     /// The trained energy, when an EM method runs.
     pub potential: Option<SeqConvPotential>,
+    /// The same energy trained with the flow loss only, when a warm-up-only method runs.
+    pub flow_only: Option<SeqConvPotential>,
     /// The `[protein.design]` settings (sigma_w, t_end, zeta, ...).
     pub design: Design,
     /// The OT-CFM field, trained (or loaded) on first use.
@@ -81,20 +86,38 @@ pub struct TaskEnv {
     pub dir: PathBuf,
 }
 
-/// The protein workflow text of `task` built from the bench's `[protein]` tables.
-fn protein_source(plan: &BenchPlan, task: BenchTask) -> Result<Source> {
+/// The protein workflow text of `task` built from the bench's `[protein]` tables; with
+/// `flow_only`, its energy trains the flow loss for all of its `steps` (no contrastive
+/// phase: the ablation's warm-up-only prior, same steps, batch, lr and EMA).
+fn protein_source(plan: &BenchPlan, task: BenchTask, flow_only: bool) -> Result<Source> {
     let BenchTask::Protein(t, d) = task else {
         return Err(anyhow!("not a protein task"));
     };
+    let suffix = if flow_only { "-flow-only" } else { "" };
     let mut text = format!(
-        "[workflow]\nkind = \"protein\"\nname = \"{}-{}\"\nseed = {}\n[data]\ntask = \"{}\"\ndifficulty = \"{}\"\n",
+        "[workflow]\nkind = \"protein\"\nname = \"{}-{}{suffix}\"\nseed = {}\n[data]\ntask = \"{}\"\ndifficulty = \"{}\"\n",
         plan.name,
         task.name(),
         plan.seed,
         t.name(),
         d.name()
     );
-    let tables = plan.protein_tables(&task.name());
+    let mut tables = plan.protein_tables(&task.name());
+    if flow_only {
+        let steps = protein_plan(plan, task, &plan.run_dir)?.energy.train.steps as i64;
+        let train = tables
+            .entry("energy")
+            .or_insert_with(|| toml::Value::Table(Default::default()))
+            .as_table_mut()
+            .and_then(|e| {
+                e.entry("train")
+                    .or_insert_with(|| toml::Value::Table(Default::default()))
+                    .as_table_mut()
+            })
+            .context("[protein.energy.train] is not a table")?;
+        train.insert("steps".into(), steps.into());
+        train.insert("warmup_steps".into(), steps.into());
+    }
     text.push_str(&toml::to_string(&tables).context("cannot write [protein] tables")?);
     Ok(Source {
         path: format!("{} [protein] for {}", plan.path.display(), task.name()).into(),
@@ -104,26 +127,80 @@ fn protein_source(plan: &BenchPlan, task: BenchTask) -> Result<Source> {
 
 /// Checks the `[protein]` tables by building the protein plan of `task` (no I/O).
 pub fn protein_plan(plan: &BenchPlan, task: BenchTask, dir: &Path) -> Result<Protein> {
-    let p = build(&protein_source(plan, task)?, Some(dir))?;
+    let p = build(&protein_source(plan, task, false)?, Some(dir))?;
     match p.body {
         Body::Protein(p) => Ok(p),
         _ => Err(anyhow!("[protein] did not give a protein workflow")),
     }
 }
 
-/// Prepares `task`: runs (or reuses) its protein stages, `energy` only when `with_energy`.
+/// The trained priors a task's cells need.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Needs {
+    /// The energy with its contrastive phase.
+    pub energy: bool,
+    /// The warm-up-only energy.
+    pub flow_only: bool,
+}
+
+impl Needs {
+    /// What `methods` sample from.
+    pub fn of(methods: &[super::config::Method]) -> Self {
+        use super::config::Prior;
+        Self {
+            energy: methods.iter().any(|m| m.prior() == Some(Prior::Energy)),
+            flow_only: methods
+                .iter()
+                .any(|m| m.prior() == Some(Prior::FlowOnlyEnergy)),
+        }
+    }
+}
+
+/// Runs (or reuses) the warm-up-only energy of `task` in `<run_dir>/tasks/<task>-flow-only`
+/// (its own stage records: the protein workflow's data -> predictor -> energy), returning
+/// the potential and its energy stage key.
+fn flow_only_energy(
+    plan: &BenchPlan,
+    task: BenchTask,
+    data_dir: Option<&Path>,
+    progress: &Progress,
+) -> Result<(SeqConvPotential, Key)> {
+    let dir = plan
+        .run_dir
+        .join("tasks")
+        .join(format!("{}-flow-only", task.name()));
+    let wf = build(&protein_source(plan, task, true)?, Some(&dir))?;
+    let stages = stage::build(&wf, data_dir)?;
+    let runner = Runner {
+        run_dir: dir.clone(),
+        force: None,
+        progress: progress.clone(),
+    };
+    let reports = runner.run(&stages[..3])?;
+    let key = reports
+        .iter()
+        .find(|r| r.record.stage == "energy")
+        .map(|r| r.record.key.clone())
+        .context("the warm-up-only workflow has no energy stage")?;
+    let potential = load_potential(&potential_path(&dir.join("energy")), &Device::flex())?.0;
+    Ok((potential, key))
+}
+
+/// Prepares `task`: runs (or reuses) its protein stages, `energy` only when `needs.energy`,
+/// the warm-up-only energy only when `needs.flow_only`.
 pub fn prepare(
     plan: &BenchPlan,
     task: BenchTask,
-    with_energy: bool,
+    needs: Needs,
     data_dir: Option<&Path>,
     progress: &Progress,
 ) -> Result<TaskEnv> {
+    let with_energy = needs.energy;
     let dir = plan.run_dir.join("tasks").join(task.name());
     match task {
         BenchTask::Ehrlich => ehrlich(plan, dir),
         BenchTask::Protein(t, _) => {
-            let src = protein_source(plan, task)?;
+            let src = protein_source(plan, task, false)?;
             let wf = build(&src, Some(&dir))?;
             let Body::Protein(p) = &wf.body else {
                 return Err(anyhow!("[protein] did not give a protein workflow"));
@@ -136,10 +213,17 @@ pub fn prepare(
                 progress: progress.clone(),
             };
             let reports = runner.run(&stages[..n])?;
-            let upstream = reports
+            let mut upstream: Vec<(String, Key)> = reports
                 .iter()
                 .map(|r| (r.record.stage.clone(), r.record.key.clone()))
                 .collect();
+            let flow_only = if needs.flow_only {
+                let (potential, key) = flow_only_energy(plan, task, data_dir, progress)?;
+                upstream.push((FLOW_ONLY_STAGE.into(), key));
+                Some(potential)
+            } else {
+                None
+            };
             let device = Device::flex();
             let split = read_split(&dir.join("data"))?;
             let train = read_train(&dir.join("data"))?;
@@ -166,6 +250,7 @@ pub fn prepare(
                     predictor,
                     oracle,
                     potential,
+                    flow_only,
                     design: p.design.clone(),
                     ot_cfm: None,
                     energy_train: p.energy.train.clone(),
@@ -216,6 +301,27 @@ pub fn sampler_config(
             "bench.budget {budget} is below one sampler chain ({} steps + 1 calls)",
             cfg.steps()
         );
+    }
+    Ok(cfg)
+}
+
+/// The design settings of one sampler cell of `variant`: [`sampler_config`] (chains from
+/// the budget at the design's own `t_end`), then the sweep's `t_end` in place of the
+/// design's (same chains), and guidance off for an unguided method (`zeta = inf`; its only
+/// predictor calls are the final scores).
+pub fn variant_config(
+    design: &Design,
+    variant: super::config::Variant,
+    interaction: em_protein::design::Interaction,
+    budget: usize,
+    top_k: usize,
+) -> Result<DesignConfig> {
+    let mut cfg = sampler_config(design, interaction, budget, top_k)?;
+    if let Some(t) = variant.t_end {
+        cfg.t_end = t;
+    }
+    if !variant.method.guided() {
+        cfg.zeta = f64::INFINITY;
     }
     Ok(cfg)
 }
