@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use anyhow::{Result, anyhow};
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 /// Method colours, in table order.
@@ -26,6 +27,34 @@ const COLOURS: [(RGBColor, &str); 12] = [
 /// The name of method `i`'s colour.
 pub fn colour_name(i: usize) -> &'static str {
     COLOURS[i % COLOURS.len()].1
+}
+
+/// A panel's chart: f64 axes on a bitmap.
+pub type Chart<'a, 'b> =
+    ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// The data bounds `(x0, x1, y0, y1)` of `points`, or the unit square when there are none.
+pub fn bounds<'p>(points: impl IntoIterator<Item = &'p (f64, f64)>) -> (f64, f64, f64, f64) {
+    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+    for &(x, y) in points {
+        (x0, x1, y0, y1) = (x0.min(x), x1.max(x), y0.min(y), y1.max(y));
+    }
+    if x0 > x1 {
+        return (0.0, 1.0, 0.0, 1.0);
+    }
+    (x0, x1, y0, y1)
+}
+
+/// Draws the series labels of `chart` at `position` (white box, black border).
+pub fn legend<'a>(chart: &mut Chart<'a, 'a>, position: SeriesLabelPosition) -> Result<(), String> {
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .position(position)
+        .label_font(("sans-serif", 12))
+        .draw()
+        .map_err(|e| e.to_string())
 }
 
 /// A task's panel: its name and points `(method index, diversity, fitness)`.
@@ -52,13 +81,8 @@ fn draw(path: &Path, panels: &[Panel], methods: &[&str], labelled: bool) -> Resu
             .iter()
             .filter(|p| p.1.is_finite() && p.2.is_finite())
             .collect();
-        let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
-        for p in &finite {
-            (x0, x1, y0, y1) = (x0.min(p.1), x1.max(p.1), y0.min(p.2), y1.max(p.2));
-        }
-        if x0 > x1 {
-            (x0, x1, y0, y1) = (0.0, 1.0, 0.0, 1.0);
-        }
+        let xy: Vec<(f64, f64)> = finite.iter().map(|p| (p.1, p.2)).collect();
+        let (x0, x1, y0, y1) = bounds(&xy);
         let pad = |a: f64, b: f64| ((b - a) * 0.15).max(0.05);
         let (px, py) = (pad(x0, x1), pad(y0, y1));
         let mut builder = ChartBuilder::on(area);
@@ -97,14 +121,7 @@ fn draw(path: &Path, panels: &[Panel], methods: &[&str], labelled: bool) -> Resu
             }
         }
         if labelled && i == 0 {
-            chart
-                .configure_series_labels()
-                .background_style(WHITE.mix(0.8))
-                .border_style(BLACK)
-                .position(SeriesLabelPosition::LowerLeft)
-                .label_font(("sans-serif", 12))
-                .draw()
-                .map_err(|e| err(&e))?;
+            legend(&mut chart, SeriesLabelPosition::LowerLeft).map_err(|e| err(&e))?;
         }
     }
     root.present().map_err(|e| err(&e))?;

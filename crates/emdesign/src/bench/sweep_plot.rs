@@ -10,6 +10,7 @@ use plotters::prelude::*;
 
 use super::cell::Cell;
 use super::config::{BenchPlan, SWEPT};
+use super::plot::{bounds, legend};
 
 /// A metric of a cell.
 type Metric = fn(&Cell) -> Option<f64>;
@@ -73,14 +74,7 @@ fn draw(path: &Path, plan: &BenchPlan, cells: &[Cell], labelled: bool) -> Result
                 .iter()
                 .map(|s| points(cells, task, s.name(), *f))
                 .collect();
-            let all: Vec<&(f64, f64)> = series.iter().flatten().collect();
-            let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
-            for p in &all {
-                (x0, x1, y0, y1) = (x0.min(p.0), x1.max(p.0), y0.min(p.1), y1.max(p.1));
-            }
-            if x0 > x1 {
-                (x0, x1, y0, y1) = (0.0, 1.0, 0.0, 1.0);
-            }
+            let (x0, x1, y0, y1) = bounds(series.iter().flatten());
             let (px, py) = (((x1 - x0) * 0.08).max(0.05), ((y1 - y0) * 0.15).max(0.02));
             let mut builder = ChartBuilder::on(&areas[r * METRICS.len() + m]);
             builder.margin(12);
@@ -119,13 +113,7 @@ fn draw(path: &Path, plan: &BenchPlan, cells: &[Cell], labelled: bool) -> Result
                 }
             }
             if labelled && r == 0 && m == 0 {
-                chart
-                    .configure_series_labels()
-                    .background_style(WHITE.mix(0.8))
-                    .border_style(BLACK)
-                    .label_font(("sans-serif", 12))
-                    .draw()
-                    .map_err(|e| err(&e))?;
+                legend(&mut chart, SeriesLabelPosition::UpperRight).map_err(|e| err(&e))?;
             }
         }
     }
