@@ -357,8 +357,9 @@ impl Constraints {
     }
 }
 
-/// How far past the box a pinned coordinate is pushed, in box widths.
-const PUSH: f64 = 1e3;
+/// How far past the box a pinned coordinate is pushed, in box widths (ours: far beyond any
+/// step of the potential (output scale 1000) or the noise, still finite in f32).
+const PUSH: f64 = 1e6;
 
 /// Substitutions between two equal-length sequences.
 pub fn mutation_count(wild_type: &Sequence, seq: &Sequence) -> usize {
