@@ -1,8 +1,8 @@
 //! `workflows/own-protein.toml` (a wild type + mutation lists from `datasets/own-protein`,
 //! constraints set) end to end at tiny settings: no data directory and no oracle needed,
 //! ranked FASTA headers `>d0001 pred=.. muts=.. n_mut=.. nearest_train=.. method=em seed=..`
-//! matching `designs.csv`, no design violating a constraint; and bad own-data inputs fail
-//! with file:line and leave no run directory.
+//! matching `designs.csv` and read back unchanged by rust-bio's reader, no design violating
+//! a constraint; and bad own-data inputs fail with file:line and leave no run directory.
 
 use std::path::Path;
 
@@ -142,6 +142,18 @@ fn own_protein_runs_without_an_oracle_and_honours_the_constraints() {
         let fasta_fields: Vec<&str> = f.iter().map(|(_, v)| v.as_str()).collect();
         assert_eq!(csv_fields, fasta_fields);
     }
+    // rust-bio's FASTA reader (em-protein's wrapper) reads the file back unchanged.
+    let opts = em_protein::io::ReadOptions {
+        score: em_protein::io::ScoreRule::Ignored,
+        ..Default::default()
+    };
+    let back = em_protein::io::read_records(&dir.join("run/report/designs.fasta"), &opts).unwrap();
+    let got: Vec<(String, String)> = back
+        .iter()
+        .map(|r| (r.id.clone(), r.sequence.to_string()))
+        .collect();
+    let want: Vec<(String, String)> = rows.iter().map(|r| (r[0].clone(), r[1].clone())).collect();
+    assert_eq!(got, want);
     let report = dir.read("run/report/report.md");
     assert_contains(
         &report,
