@@ -19,6 +19,10 @@ mod protein;
 // kill-and-resume, bad workflow files (data-dir tests skip without the data directory).
 mod protein_workflow;
 
+// workflows/own-protein.toml on the shipped example: no oracle, FASTA headers, constraints,
+// bad own-data inputs.
+mod own_protein;
+
 // The image workflow (tiny MNIST run, cache hit, bad TOML, CIFAR-10 without its files) and
 // `image fid`.
 mod image_workflow;

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::alphabet::ALPHABET_SIZE;
 use crate::cnn::{Cnn, CnnError};
+use crate::constraints::Constraints;
 use crate::guidance::PredictorGuidance;
 use crate::metrics;
 use crate::oracle::Oracle;
@@ -254,6 +255,26 @@ pub fn design<P: Potential + ?Sized>(
     seed: u64,
     device: &Device,
 ) -> Result<DesignBatch, DesignError> {
+    design_constrained(
+        potential, predictor, min_gt, max_gt, cfg, seed, device, None,
+    )
+}
+
+/// [`design`] under `constraints` (when given): a [`crate::constraints::ConstraintTerm`]
+/// pins forbidden coordinates to the clamp box after every step, decoding is the argmax over
+/// allowed residues with the mutation cap applied, and every kept design is re-checked (a
+/// violation is an error, never a silent drop). Without constraints this is [`design`].
+#[allow(clippy::too_many_arguments)]
+pub fn design_constrained<P: Potential + ?Sized>(
+    potential: &P,
+    predictor: &Cnn,
+    min_gt: f64,
+    max_gt: f64,
+    cfg: &DesignConfig,
+    seed: u64,
+    device: &Device,
+    constraints: Option<&Constraints>,
+) -> Result<DesignBatch, DesignError> {
     cfg.check()?;
     let dim = potential.dim();
     if dim == 0 || !dim.is_multiple_of(ALPHABET_SIZE) {
@@ -263,6 +284,17 @@ pub fn design<P: Potential + ?Sized>(
     }
     check_gt_range(min_gt, max_gt)?;
     let length = dim / ALPHABET_SIZE;
+    if let Some(c) = constraints
+        && c.length() != length
+    {
+        return Err(DesignError::Data {
+            what: format!(
+                "constraints are for length {}, the potential for {length}",
+                c.length()
+            ),
+        });
+    }
+    let pin = constraints.map(|c| c.term(cfg.clamp, cfg.dt, device));
     let guidance =
         PredictorGuidance::new(predictor, length, cfg.zeta, cfg.temperature, min_gt, max_gt);
     let quadratic;
@@ -282,10 +314,26 @@ pub fn design<P: Potential + ?Sized>(
             terms.push(&kernel);
         }
     }
+    if let Some(pin) = &pin {
+        terms.push(pin);
+    }
     let mut rng = StdRng::seed_from_u64(step_seed(seed, 0));
     let x0 = host_normal(cfg.n_samples, dim, &mut rng, device);
     let out = sample(potential, &terms, x0, &cfg.langevin(), step_seed(seed, 1))?;
-    rank_designs(out.x, length, predictor, cfg, seed, min_gt, max_gt)
+    let Some(c) = constraints else {
+        return rank_designs(out.x, length, predictor, cfg, seed, min_gt, max_gt);
+    };
+    let decoded = c.decode(&crate::cnn::tensor_to_vec(out.x));
+    let batch = rank_decoded(decoded, predictor, cfg, seed, min_gt, max_gt)?;
+    for s in &batch.sequences {
+        let v = c.violations(s);
+        if !v.is_empty() {
+            return Err(DesignError::Data {
+                what: format!("design {s} violates the constraints: {}", v.join("; ")),
+            });
+        }
+    }
+    Ok(batch)
 }
 
 /// Errors (as `design.min_gt/max_gt`) unless `[min_gt, max_gt]` is a finite, non-empty range.
@@ -311,7 +359,18 @@ pub(crate) fn rank_designs(
     min_gt: f64,
     max_gt: f64,
 ) -> Result<DesignBatch, DesignError> {
-    let decoded = decode(x, length);
+    rank_decoded(decode(x, length), predictor, cfg, seed, min_gt, max_gt)
+}
+
+/// [`rank_designs`] on sequences already decoded.
+fn rank_decoded(
+    decoded: Vec<Sequence>,
+    predictor: &Cnn,
+    cfg: &DesignConfig,
+    seed: u64,
+    min_gt: f64,
+    max_gt: f64,
+) -> Result<DesignBatch, DesignError> {
     let mut seen = HashSet::new();
     let unique: Vec<Sequence> = decoded
         .into_iter()

@@ -203,7 +203,7 @@ pub fn parse_scored(
 }
 
 /// Apply a duplicate policy to scored records (each must have a score).
-fn apply_duplicates(
+pub(crate) fn apply_duplicates(
     records: Vec<Record>,
     path: &Path,
     policy: DuplicatePolicy,

@@ -36,7 +36,7 @@ fn activations(length: usize, channels: usize, blocks: usize) -> u64 {
 
 /// Estimates of a protein workflow's `energy` and `design` stages.
 pub fn protein(p: &Protein) -> Vec<(&'static str, Estimate)> {
-    let length = p.data.task.length();
+    let length = p.data.length();
     let e = &p.energy;
     let per = activations(length, e.hidden_channels.max(e.head_hidden), e.blocks);
     let b = e.train.batch_size as u64;

@@ -11,6 +11,8 @@ pub mod image_report;
 pub mod image_sample;
 pub mod image_train;
 pub mod memory;
+pub mod own_protein;
+pub mod own_report;
 pub mod points;
 pub mod protein_data;
 pub mod protein_design;
@@ -74,18 +76,23 @@ fn protein_stages(
     p: &crate::workflow::protein::Protein,
     data_dir: Option<&Path>,
 ) -> Result<Vec<Box<dyn Stage>>> {
-    use crate::workflow::protein::Predictor;
+    use crate::workflow::protein::{Data, Predictor};
     use em_protein::datasets::{self, Checkpoint};
+    let seed = plan.workflow.seed;
+    let data = match &p.data {
+        Data::Benchmark(d) => *d,
+        Data::File(own) => return own_protein::stages(plan, p, own.as_ref()),
+    };
     let dir = datasets::data_dir(data_dir)
         .context("protein workflows need the data directory (oracle, GGS predictors)")?;
-    let task = p.data.task;
+    let task = data.task;
     let oracle_path = task.checkpoint(&dir, Checkpoint::Oracle)?;
     let ggs_path = match p.predictor {
         Predictor::Ggs { smoothed } => Some(
             task.checkpoint(
                 &dir,
                 Checkpoint::Predictor {
-                    difficulty: p.data.difficulty,
+                    difficulty: data.difficulty,
                     smoothed,
                 },
             )
@@ -102,22 +109,12 @@ fn protein_stages(
         ),
         Predictor::Train { .. } => None,
     };
-    let seed = plan.workflow.seed;
-    let estimates = memory::protein(p);
-    let bounded = |inner: Box<dyn Stage>| -> Box<dyn Stage> {
-        match estimates.iter().find(|(name, _)| *name == inner.name()) {
-            Some((_, e)) => Box::new(memory::Bounded {
-                inner,
-                estimate: e.clone(),
-            }),
-            None => inner,
-        }
-    };
+    let bounded = memory_bounded(p);
     Ok(vec![
-        Box::new(protein_data::ProteinDataStage { cfg: p.data }),
+        Box::new(protein_data::ProteinDataStage { cfg: data }),
         Box::new(protein_data::PredictorStage {
             cfg: p.predictor.clone(),
-            data: p.data,
+            data: p.data.clone(),
             ggs_path,
             seed,
         }),
@@ -128,6 +125,7 @@ fn protein_stages(
         bounded(Box::new(protein_design::ProteinDesignStage {
             cfg: p.design.clone(),
             predictor: p.predictor.clone(),
+            constraints: None,
         })),
         Box::new(protein_evaluate::ProteinEvaluateStage {
             cfg: p.evaluate.clone(),
@@ -141,6 +139,22 @@ fn protein_stages(
             predictor: p.predictor.clone(),
         }),
     ])
+}
+
+/// Wraps a stage in its memory bound when [`memory::protein`] estimates one for it.
+pub(crate) fn memory_bounded(
+    p: &crate::workflow::protein::Protein,
+) -> impl Fn(Box<dyn Stage>) -> Box<dyn Stage> {
+    let estimates = memory::protein(p);
+    move |inner: Box<dyn Stage>| -> Box<dyn Stage> {
+        match estimates.iter().find(|(name, _)| *name == inner.name()) {
+            Some((_, e)) => Box::new(memory::Bounded {
+                inner,
+                estimate: e.clone(),
+            }),
+            None => inner,
+        }
+    }
 }
 
 /// What a stage reports when it finishes.

@@ -12,7 +12,7 @@ use em_protein::predictor::train_predictor;
 
 use super::protein_files::{SplitInfo, predictor_path, read_train, write_json};
 use super::{Outcome, Stage, StageCtx};
-use crate::workflow::protein::{Predictor, ProteinData};
+use crate::workflow::protein::{Data, Predictor, ProteinData};
 
 /// The `data` stage of a protein workflow.
 pub struct ProteinDataStage {
@@ -75,8 +75,8 @@ impl Stage for ProteinDataStage {
 pub struct PredictorStage {
     /// Source and settings.
     pub cfg: Predictor,
-    /// Split (names the GGS checkpoint).
-    pub data: ProteinData,
+    /// The data (a benchmark split names the GGS checkpoint).
+    pub data: Data,
     /// The verified GGS checkpoint (`source = "ggs"`).
     pub ggs_path: Option<PathBuf>,
     /// Workflow seed.
@@ -116,9 +116,14 @@ impl Stage for PredictorStage {
                 metrics: serde_json::json!({ "source": "ggs", "file": src }),
             });
         }
-        let Some(cfg) = self.cfg.train_config(self.seed) else {
+        let Some(mut cfg) = self.cfg.train_config(self.seed) else {
             anyhow::bail!("predictor: neither a GGS checkpoint nor training settings");
         };
+        // On own data the last epoch is kept, so the held-out rows choose nothing and their
+        // Spearman is an unbiased estimate for the report.
+        if matches!(self.data, Data::File(_)) {
+            cfg.keep_best = false;
+        }
         let train = read_train(ctx.input("data")?)?;
         let rows: Vec<(Vec<u8>, f32)> = train
             .sequences()

@@ -6,7 +6,8 @@ use std::time::Instant;
 
 use anyhow::Result;
 use burn::prelude::*;
-use em_protein::design::design;
+use em_protein::constraints::Constraints;
+use em_protein::design::design_constrained;
 use em_protein::energy_model::load_potential;
 use em_protein::io::{Annotated, csv::write_csv};
 
@@ -21,6 +22,9 @@ pub struct ProteinDesignStage {
     pub cfg: Design,
     /// How the predictor was made (its shape).
     pub predictor: Predictor,
+    /// `[design.constraints]` checked against the wild type (own data only; the settings
+    /// are in `cfg`, the wild type in the data stage's key).
+    pub constraints: Option<Constraints>,
 }
 
 /// CSV name of a batch: `designs_seed<k>.csv` with the configured interaction,
@@ -71,7 +75,7 @@ impl Stage for ProteinDesignStage {
                 bar.set_message(format!("seed {seed}, interaction {name}"));
                 let start = Instant::now();
                 let cfg = self.cfg.config(*with);
-                let b = design(
+                let b = design_constrained(
                     &potential,
                     &predictor,
                     split.min_gt,
@@ -79,6 +83,7 @@ impl Stage for ProteinDesignStage {
                     &cfg,
                     *seed,
                     &device,
+                    self.constraints.as_ref(),
                 )?;
                 let batch = Batch {
                     seed: *seed,

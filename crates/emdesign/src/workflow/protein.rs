@@ -20,7 +20,7 @@ use super::toy2d::Train;
 #[derive(Debug, Clone, Serialize)]
 pub struct Protein {
     /// `[data]`.
-    pub data: ProteinData,
+    pub data: Data,
     /// `[predictor]`.
     pub predictor: Predictor,
     /// `[energy]`.
@@ -50,6 +50,44 @@ pub struct ProteinData {
     /// left out of stage keys then).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gfp_split: Option<GfpSplit>,
+}
+
+/// Where the training data come from.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum Data {
+    /// A GGS benchmark split (serialised as before, so benchmark stage keys are unchanged).
+    Benchmark(ProteinData),
+    /// The user's own data (`[data] source = "file"`).
+    File(Box<OwnData>),
+}
+
+/// The user's data set, read and checked while the plan was built.
+#[derive(Debug, Clone, Serialize)]
+pub struct OwnData {
+    /// Always `file`.
+    pub source: &'static str,
+    /// em-protein's settings, paths resolved against the workflow's folder.
+    pub file: em_protein::user_data::UserDataConfig,
+    /// Sequence length.
+    #[serde(skip)]
+    pub length: usize,
+    /// Distinct sequences (rows after merging repeats).
+    #[serde(skip)]
+    pub rows: usize,
+    /// The checked wild type.
+    #[serde(skip)]
+    pub wild_type: Option<em_protein::sequence::Sequence>,
+}
+
+impl Data {
+    /// Sequence length.
+    pub fn length(&self) -> usize {
+        match self {
+            Data::Benchmark(d) => d.task.length(),
+            Data::File(f) => f.length,
+        }
+    }
 }
 
 /// Where the guiding predictor comes from.
@@ -191,6 +229,9 @@ pub struct Design {
     pub top_k: usize,
     /// Also design without interaction.
     pub ablation: bool,
+    /// Constraints (own data with a wild type only; left out of stage keys when unset).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub constraints: Option<Box<em_protein::constraints::ConstraintsConfig>>,
 }
 
 /// Kernel-interaction width when none is set: on AAV hard at 512 chains, 0.2 gave fitness

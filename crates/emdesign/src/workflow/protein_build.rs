@@ -17,9 +17,9 @@ use toml::Spanned;
 use super::Source;
 use super::plan::{Body, Check, Plan, header};
 use super::protein::{
-    Design, Evaluate, Predictor, Protein, ProteinData, ProteinEnergy, ProteinReport,
+    Data, Design, Evaluate, OwnData, Predictor, Protein, ProteinData, ProteinEnergy, ProteinReport,
 };
-use super::raw_protein::RawProtein;
+use super::raw_protein::{RawProtein, RawProteinData};
 use super::toy2d::{Train, check_train};
 
 /// The trainer defaults for proteins. From the paper / official protein code
@@ -69,16 +69,35 @@ fn choice(
     }
 }
 
-pub(crate) fn build(src: &Source, run_dir: Option<&Path>) -> Result<Plan> {
-    let raw: RawProtein = toml::from_str(&src.text).map_err(|e| src.toml_error(&e))?;
-    let c = Check { src };
-    let workflow = header(src, &raw.workflow, run_dir)?;
-    let d = &raw.data;
-    let task = choice(src, "data.task", &Some(d.task.clone()), "", &["gfp", "aav"])?;
+/// `[data]` of a benchmark task.
+fn benchmark_data(src: &Source, d: &RawProteinData) -> Result<ProteinData> {
+    if d.file.is_some() {
+        return Err(src.error_at(
+            key_span(src, "data.file", None),
+            "data.file",
+            "only used with source = \"file\"",
+        ));
+    }
+    let need = |v: &Option<Spanned<String>>, field: &str| {
+        v.clone().ok_or_else(|| {
+            anyhow::anyhow!(
+                "{}: field `{field}` is missing (a benchmark task needs `task` and \
+                 `difficulty`; for your own data set `source = \"file\"`)",
+                src.path.display()
+            )
+        })
+    };
+    let task = choice(
+        src,
+        "data.task",
+        &Some(need(&d.task, "data.task")?),
+        "",
+        &["gfp", "aav"],
+    )?;
     let diff = choice(
         src,
         "data.difficulty",
-        &Some(d.difficulty.clone()),
+        &Some(need(&d.difficulty, "data.difficulty")?),
         "",
         &["medium", "hard"],
     )?;
@@ -103,7 +122,7 @@ pub(crate) fn build(src: &Source, run_dir: Option<&Path>) -> Result<Plan> {
         }
         None
     };
-    let data = ProteinData {
+    Ok(ProteinData {
         task: if task == "gfp" { Task::Gfp } else { Task::Aav },
         difficulty: if hard {
             Difficulty::Hard
@@ -111,10 +130,137 @@ pub(crate) fn build(src: &Source, run_dir: Option<&Path>) -> Result<Plan> {
             Difficulty::Medium
         },
         gfp_split,
+    })
+}
+
+/// `[data]` with `source = "file"`: the user's data set, read and checked now so that a bad
+/// file fails before any stage runs.
+fn own_data(src: &Source, d: &RawProteinData) -> Result<OwnData> {
+    for (name, v) in [
+        ("task", &d.task),
+        ("difficulty", &d.difficulty),
+        ("gfp_split", &d.gfp_split),
+    ] {
+        if let Some(v) = v {
+            return Err(src.error_at(
+                v.span(),
+                &format!("data.{name}"),
+                "only used with a benchmark task (not with source = \"file\")",
+            ));
+        }
+    }
+    let Some(file) = &d.file else {
+        return Err(src.error_at(
+            d.source.as_ref().map_or(0..0, Spanned::span),
+            "data.file",
+            "source = \"file\" needs a `[data.file]` table (`sequences = \"my.csv\"`, or \
+             `wild_type` + `mutations`)",
+        ));
     };
+    let base = src.path.parent().unwrap_or(Path::new("."));
+    let file = file.resolved(base);
+    let located = |e: em_protein::error::Error| match &e {
+        em_protein::error::Error::InvalidSetting { field, .. } => {
+            let key = field.rsplit('.').next().unwrap_or("");
+            let (line, col) = src.line_col(key_span(src, "data.file", Some(key)).start);
+            anyhow::anyhow!("{}:{line}:{col}: {e}", src.path.display())
+        }
+        _ => anyhow::anyhow!("{e}"),
+    };
+    let data = em_protein::user_data::load(&file).map_err(located)?;
+    Ok(OwnData {
+        source: "file",
+        length: data.table.length(),
+        rows: data.table.len(),
+        wild_type: data.wild_type,
+        file,
+    })
+}
+
+/// Span of `key = ...` in the `[table]` of the workflow text (of the table header without a
+/// key; of the file's start when absent), for errors about settings deserialised without spans.
+pub(super) fn key_span(src: &Source, table: &str, key: Option<&str>) -> std::ops::Range<usize> {
+    let mut in_table = false;
+    let mut offset = 0;
+    for line in src.text.split_inclusive('\n') {
+        let t = line.split('#').next().unwrap_or("").trim();
+        if t.starts_with('[') {
+            in_table = t.trim_matches(|c| c == '[' || c == ']').trim() == table;
+            if in_table && key.is_none() {
+                return offset..offset + t.len();
+            }
+        } else if in_table
+            && let Some(k) = key
+            && let Some((name, _)) = t.split_once('=')
+            && name.trim().trim_matches('"') == k
+        {
+            let start = offset + (line.len() - line.trim_start().len());
+            return start..start + t.len();
+        }
+        offset += line.len();
+    }
+    0..0
+}
+
+pub(crate) fn build(src: &Source, run_dir: Option<&Path>) -> Result<Plan> {
+    let raw: RawProtein = toml::from_str(&src.text).map_err(|e| src.toml_error(&e))?;
+    let c = Check { src };
+    let workflow = header(src, &raw.workflow, run_dir)?;
+    let d = &raw.data;
+    let source = choice(
+        src,
+        "data.source",
+        &d.source,
+        "benchmark",
+        &["benchmark", "file"],
+    )?;
+    let data = if source == "file" {
+        Data::File(Box::new(own_data(src, d)?))
+    } else {
+        Data::Benchmark(benchmark_data(src, d)?)
+    };
+    let hard = matches!(
+        data,
+        Data::Benchmark(ProteinData {
+            difficulty: Difficulty::Hard,
+            ..
+        })
+    );
 
     let p = &raw.predictor;
-    let source = choice(src, "predictor.source", &p.source, "ggs", &["ggs", "train"])?;
+    let own = match &data {
+        Data::File(f) => Some(f),
+        Data::Benchmark(_) => None,
+    };
+    // Own data has no published predictor: it is always trained here.
+    let default_source = if own.is_some() { "train" } else { "ggs" };
+    let source = choice(
+        src,
+        "predictor.source",
+        &p.source,
+        default_source,
+        &["ggs", "train"],
+    )?;
+    if let (Some(_), Some(s)) = (own, &p.source)
+        && source == "ggs"
+    {
+        return Err(src.error_at(
+            s.span(),
+            "predictor.source",
+            "GGS predictors exist only for the benchmark tasks; your own data needs \
+             source = \"train\"",
+        ));
+    }
+    // (A resolved workflow writes the count `data.file.holdout` gave; that one is accepted.)
+    if let (Some(f), Some(v)) = (own, &p.val_samples)
+        && *v.get_ref() != f.file.holdout_rows(f.rows) as i64
+    {
+        return Err(src.error_at(
+            v.span(),
+            "predictor.val_samples",
+            "with your own data the held-out rows are `data.file.holdout` (a fraction)",
+        ));
+    }
     let predictor = if source == "ggs" {
         let train_only = [
             ("epochs", p.epochs.as_ref().map(Spanned::span)),
@@ -160,13 +306,16 @@ pub(crate) fn build(src: &Source, run_dir: Option<&Path>) -> Result<Plan> {
                 1.0,
                 true,
             )?,
-            val_samples: c.int(
-                "predictor.val_samples",
-                &p.val_samples,
-                dflt.val_samples,
-                0,
-                1_000_000,
-            )?,
+            val_samples: match own {
+                Some(f) => f.file.holdout_rows(f.rows),
+                None => c.int(
+                    "predictor.val_samples",
+                    &p.val_samples,
+                    dflt.val_samples,
+                    0,
+                    1_000_000,
+                )?,
+            },
             channels: c.int("predictor.channels", &p.channels, dflt.channels, 1, 4096)?,
             kernel_size: c.int(
                 "predictor.kernel_size",
@@ -338,8 +487,44 @@ pub(crate) fn build(src: &Source, run_dir: Option<&Path>) -> Result<Plan> {
             true,
         )?,
         top_k: c.int("design.top_k", &s.top_k, 128, 1, 1_000_000)?,
-        ablation: s.ablation.unwrap_or(true),
+        ablation: s.ablation.unwrap_or(own.is_none()),
+        constraints: s
+            .constraints
+            .clone()
+            .filter(|c| !c.is_empty())
+            .map(Box::new),
     };
+    if let Some(cc) = &design.constraints {
+        let at = |e: &em_protein::constraints::ConstraintError| {
+            let key = e.field.trim_start_matches("design.constraints.");
+            let (table, key) = match key.split_once('.') {
+                Some((t, k)) => (format!("design.constraints.{t}"), k.trim_matches('"')),
+                None => ("design.constraints".to_string(), key),
+            };
+            let mut span = key_span(src, &table, Some(key));
+            if span == (0..0) {
+                span = key_span(src, "design.constraints", None);
+            }
+            let (line, col) = src.line_col(span.start);
+            anyhow::anyhow!("{}:{line}:{col}: {e}", src.path.display())
+        };
+        let Some(f) = own else {
+            return Err(src.error_at(
+                key_span(src, "design.constraints", None),
+                "design.constraints",
+                "constraints need a wild type: use [data] source = \"file\" with \
+                 `data.file.wild_type`",
+            ));
+        };
+        let Some(wt) = &f.wild_type else {
+            return Err(src.error_at(
+                key_span(src, "design.constraints", None),
+                "design.constraints",
+                "constraints are positions of the wild type: set `data.file.wild_type`",
+            ));
+        };
+        cc.check(wt, f.file.first_position).map_err(|e| at(&e))?;
+    }
     // Keeping the top k of fewer than k samples keeps them all while reports say "top k".
     match &s.top_k {
         None => design.top_k = design.top_k.min(design.n_samples),
@@ -485,5 +670,105 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("w.toml:4:8: field `data.task`"), "{err}");
+    }
+
+    /// An own-data workflow over a 3-residue wild type and a mutation list in `dir`.
+    fn own(dir: &Path, extra: &str) -> Source {
+        std::fs::write(
+            dir.join("m.csv"),
+            "mutations,score\nwt,1\nA1G,2\nR2K,3\nA1G,4\n",
+        )
+        .unwrap();
+        Source {
+            path: dir.join("w.toml"),
+            text: format!(
+                "[workflow]\nkind = \"protein\"\n[data]\nsource = \"file\"\n[data.file]\n\
+                 mutations = \"m.csv\"\nwild_type = \"ARN\"\nholdout = 0.34\n{extra}"
+            ),
+        }
+    }
+
+    #[test]
+    fn own_data_is_read_at_plan_time_and_resolves_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let extra = "[design.constraints]\nfixed = \"3\"\nbanned = \"C\"\n";
+        let plan = super::super::plan::build(&own(dir.path(), extra), None).unwrap();
+        let Body::Protein(p) = &plan.body else {
+            panic!("not protein")
+        };
+        let Data::File(f) = &p.data else {
+            panic!("not own data")
+        };
+        // Repeats averaged: 3 distinct rows; a third of them held out.
+        assert_eq!((f.rows, f.length), (3, 3));
+        assert!(matches!(
+            p.predictor,
+            Predictor::Train { val_samples: 1, .. }
+        ));
+        assert!(!p.design.ablation);
+        let text = plan.resolved_toml().unwrap();
+        let again = super::super::plan::build(
+            &Source {
+                path: dir.path().join("r.toml"),
+                text: text.clone(),
+            },
+            None,
+        )
+        .unwrap();
+        assert_eq!(again.resolved_toml().unwrap(), text);
+    }
+
+    #[test]
+    fn own_data_errors_name_file_line_and_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let bad = |extra: &str, want: &str| {
+            let err = super::super::plan::build(&own(dir.path(), extra), None)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(want), "{err}");
+        };
+        bad(
+            "[design.constraints]\nfixed = \"1-4\"\n",
+            "w.toml:10:1: field `design.constraints.fixed`: position 4 is outside the wild type (positions 1-3)",
+        );
+        bad(
+            "[design.constraints.allowed]\n\"2\" = \"AX\"\n",
+            "w.toml:10:1: field `design.constraints.allowed.\"2\"`: character 2: unknown residue 'X'",
+        );
+        bad(
+            "[predictor]\nsource = \"ggs\"\n",
+            "w.toml:10:10: field `predictor.source`",
+        );
+        bad(
+            "[predictor]\nval_samples = 7\n",
+            "field `predictor.val_samples`",
+        );
+        bad("[data.file.x]\n", "unknown field `x`");
+        let wrong = own(dir.path(), "")
+            .text
+            .replace("holdout = 0.34", "holdout = 2.0");
+        let err = super::super::plan::build(
+            &Source {
+                path: dir.path().join("w.toml"),
+                text: wrong,
+            },
+            None,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("w.toml:8:1: invalid data.file.holdout = 2"),
+            "{err}"
+        );
+        std::fs::write(dir.path().join("m.csv"), "mutations,score\nwt,1\nR1G,2\n").unwrap();
+        let src = own(dir.path(), "");
+        std::fs::write(dir.path().join("m.csv"), "mutations,score\nwt,1\nR1G,2\n").unwrap();
+        let err = super::super::plan::build(&src, None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("m.csv:3: mutation 'R1G': wild type has 'A' at position 1, not 'R'"),
+            "{err}"
+        );
     }
 }

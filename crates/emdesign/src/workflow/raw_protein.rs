@@ -32,14 +32,18 @@ pub struct RawProtein {
     pub report: RawProteinReport,
 }
 
-/// `[data]`: a GGS benchmark split.
+/// `[data]`: a GGS benchmark split, or (`source = "file"`) the user's own data.
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct RawProteinData {
-    /// `gfp` or `aav`.
-    pub task: Spanned<String>,
-    /// `medium` or `hard`.
-    pub difficulty: Spanned<String>,
+    /// `benchmark` (default) or `file`.
+    pub source: Option<Spanned<String>>,
+    /// `[data.file]` (`source = "file"`): em-protein's settings of a user data set.
+    pub file: Option<em_protein::user_data::UserDataConfig>,
+    /// `gfp` or `aav` (benchmark).
+    pub task: Option<Spanned<String>>,
+    /// `medium` or `hard` (benchmark).
+    pub difficulty: Option<Spanned<String>>,
     /// GFP only: `ggs` (GGS's own split files, the default) or `rebuild`.
     pub gfp_split: Option<Spanned<String>>,
 }
@@ -123,6 +127,8 @@ pub struct RawDesign {
     pub top_k: Option<Spanned<i64>>,
     /// Also design without interaction, same seeds.
     pub ablation: Option<bool>,
+    /// `[design.constraints]`: em-protein's constraint settings (needs a wild type).
+    pub constraints: Option<em_protein::constraints::ConstraintsConfig>,
 }
 
 /// `[evaluate]`: oracle scoring.

@@ -1,0 +1,382 @@
+//! The `evaluate` and `report` stages on own data. No oracle exists for a user's protein, so
+//! nothing here is a measurement: designs are described by the predictor trained on the
+//! user's data (predicted fitness), diversity, novelty (edits to the nearest training
+//! sequence) and edits from the wild type; the report says so and gives the predictor's
+//! held-out Spearman. Ranked `designs.fasta` / `designs.csv` carry the same columns.
+
+use std::collections::{BTreeMap, HashSet};
+
+use anyhow::Result;
+use em_protein::constraints::{Constraints, mutation_count, mutation_list};
+use em_protein::io::{Annotated, csv::write_csv, fasta::write_fasta};
+use em_protein::metrics;
+use em_protein::predictor::TrainReport;
+use em_protein::sequence::Sequence;
+use serde::{Deserialize, Serialize};
+
+use super::cache::write_atomic;
+use super::protein_evaluate::Stat;
+use super::protein_files::{Batch, batch_file, read_json, read_train, write_json};
+use super::{Outcome, Stage, StageCtx};
+use crate::workflow::plan::Header;
+use crate::workflow::protein::{Design, OwnData};
+
+/// One batch described without an oracle.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OwnBatchEval {
+    /// Design seed.
+    pub seed: u64,
+    /// Interaction setting.
+    pub interaction: String,
+    /// Designs kept.
+    pub n_designs: usize,
+    /// Median predicted fitness, normalised by the measured range (0 worst, 1 best measured).
+    pub predicted_fitness: f64,
+    /// Mean pairwise edit distance.
+    pub diversity: f64,
+    /// Median edits to the nearest training sequence.
+    pub novelty: f64,
+    /// Median substitutions from the wild type (NaN without one).
+    pub edits_from_wt: f64,
+    /// Edits to the nearest training sequence of each design (batch order).
+    pub nearest_train: Vec<u32>,
+    /// Substitutions from the wild type of each design (empty without one).
+    pub n_mut: Vec<usize>,
+}
+
+/// Mean (std) over seeds of one interaction setting.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OwnSummary {
+    /// Predicted fitness.
+    pub predicted_fitness: Stat,
+    /// Diversity.
+    pub diversity: Stat,
+    /// Novelty.
+    pub novelty: Stat,
+    /// Edits from the wild type.
+    pub edits_from_wt: Stat,
+}
+
+/// `evaluate/evaluation.json` on own data.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OwnEvaluation {
+    /// Always `null`: no oracle exists for a user's protein.
+    pub oracle: Option<String>,
+    /// Per batch.
+    pub batches: Vec<OwnBatchEval>,
+    /// Per interaction setting.
+    pub summary: BTreeMap<String, OwnSummary>,
+}
+
+fn stat(v: &[f64]) -> Stat {
+    let m = metrics::mean_std(v);
+    Stat {
+        mean: m.mean,
+        std: m.std,
+    }
+}
+
+/// The `evaluate` stage on own data.
+pub struct OwnEvaluateStage {
+    /// Which batches exist.
+    pub design: Design,
+    /// The wild type (edits from it).
+    pub wild_type: Option<Sequence>,
+}
+
+impl Stage for OwnEvaluateStage {
+    fn name(&self) -> &str {
+        "evaluate"
+    }
+    fn kind(&self) -> &str {
+        "protein.own_evaluate"
+    }
+    fn config(&self) -> serde_json::Value {
+        serde_json::json!({ "oracle": null })
+    }
+    fn upstream(&self) -> Vec<&str> {
+        vec!["data", "design"]
+    }
+    fn run(&self, ctx: &StageCtx) -> Result<Outcome> {
+        let train = read_train(ctx.input("data")?)?;
+        let design_dir = ctx.input("design")?;
+        let variants = self.design.variants();
+        let mut batches = Vec::new();
+        for (_, name) in &variants {
+            for &seed in &self.design.seeds {
+                let b: Batch = read_json(&design_dir.join(batch_file(seed, name)))?;
+                let seqs = b.parsed()?;
+                let nearest_train = metrics::min_distances(&seqs, train.sequences());
+                let n_mut: Vec<usize> = self.wild_type.as_ref().map_or(Vec::new(), |wt| {
+                    seqs.iter().map(|s| mutation_count(wt, s)).collect()
+                });
+                let f = |v: &[f64]| metrics::median(v);
+                let near: Vec<f64> = nearest_train.iter().map(|&d| f64::from(d)).collect();
+                let muts: Vec<f64> = n_mut.iter().map(|&d| d as f64).collect();
+                batches.push(OwnBatchEval {
+                    seed,
+                    interaction: name.clone(),
+                    n_designs: seqs.len(),
+                    predicted_fitness: f(&b.predictor_fitness),
+                    diversity: metrics::diversity(&seqs),
+                    novelty: f(&near),
+                    edits_from_wt: f(&muts),
+                    nearest_train,
+                    n_mut,
+                });
+            }
+        }
+        let mut summary = BTreeMap::new();
+        for (_, name) in &variants {
+            let of = |g: fn(&OwnBatchEval) -> f64| -> Stat {
+                stat(
+                    &batches
+                        .iter()
+                        .filter(|b| &b.interaction == name)
+                        .map(g)
+                        .collect::<Vec<_>>(),
+                )
+            };
+            summary.insert(
+                name.clone(),
+                OwnSummary {
+                    predicted_fitness: of(|b| b.predicted_fitness),
+                    diversity: of(|b| b.diversity),
+                    novelty: of(|b| b.novelty),
+                    edits_from_wt: of(|b| b.edits_from_wt),
+                },
+            );
+        }
+        let eval = OwnEvaluation {
+            oracle: None,
+            batches,
+            summary,
+        };
+        write_json(&ctx.out.join("evaluation.json"), &eval)?;
+        let main = &variants[0].1;
+        let mut headline = vec![("oracle".into(), "none".into())];
+        if let Some(s) = eval.summary.get(main) {
+            headline.push((
+                "predicted".into(),
+                format!("{:.3}", s.predicted_fitness.mean),
+            ));
+            headline.push(("diversity".into(), format!("{:.2}", s.diversity.mean)));
+            headline.push(("novelty".into(), format!("{:.1}", s.novelty.mean)));
+        }
+        Ok(Outcome {
+            headline,
+            metrics: serde_json::to_value(&eval.summary)?,
+        })
+    }
+}
+
+/// The `report` stage on own data.
+pub struct OwnReportStage {
+    /// Which batches exist.
+    pub design: Design,
+    /// Workflow name and seed.
+    pub header: Header,
+    /// The data set.
+    pub data: OwnData,
+    /// The checked constraints, re-checked on every design written.
+    pub constraints: Option<Constraints>,
+}
+
+/// Column names of `designs.fasta` headers and `designs.csv`, in order.
+pub const COLUMNS: [&str; 6] = ["pred", "muts", "n_mut", "nearest_train", "method", "seed"];
+
+impl Stage for OwnReportStage {
+    fn name(&self) -> &str {
+        "report"
+    }
+    fn kind(&self) -> &str {
+        "protein.own_report"
+    }
+    fn config(&self) -> serde_json::Value {
+        serde_json::json!({ "design": self.design, "header": self.header, "format": 1 })
+    }
+    fn upstream(&self) -> Vec<&str> {
+        vec!["data", "predictor", "design", "evaluate"]
+    }
+    fn run(&self, ctx: &StageCtx) -> Result<Outcome> {
+        let eval: OwnEvaluation = read_json(&ctx.input("evaluate")?.join("evaluation.json"))?;
+        let predictor: TrainReport = read_json(&ctx.input("predictor")?.join("predictor.json"))?;
+        let design_dir = ctx.input("design")?;
+        let main = self.design.variants()[0].1.clone();
+        let first = self.data.file.first_position;
+        // (predictor score, seed, sequence, nearest_train) of the main method's designs.
+        let mut picked: Vec<(f64, u64, Sequence, u32)> = Vec::new();
+        for be in eval.batches.iter().filter(|b| b.interaction == main) {
+            let b: Batch = read_json(&design_dir.join(batch_file(be.seed, &be.interaction)))?;
+            for (i, s) in b.parsed()?.into_iter().enumerate() {
+                if let Some(c) = &self.constraints {
+                    let v = c.violations(&s);
+                    if !v.is_empty() {
+                        anyhow::bail!(
+                            "design {s} (seed {}) violates the constraints: {}",
+                            b.seed,
+                            v.join("; ")
+                        );
+                    }
+                }
+                picked.push((b.predictor_scores[i], b.seed, s, be.nearest_train[i]));
+            }
+        }
+        // Best predicted first; ties keep seed order; repeats keep their first (best) copy.
+        picked.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let mut seen = HashSet::new();
+        picked.retain(|p| seen.insert(p.2.clone()));
+        let records: Vec<Annotated> = picked
+            .iter()
+            .enumerate()
+            .map(|(i, (pred, seed, s, near))| {
+                let (muts, n) = match &self.data.wild_type {
+                    Some(wt) => {
+                        let m = mutation_list(wt, s, first);
+                        let n = m.len().to_string();
+                        (
+                            if m.is_empty() {
+                                "wt".into()
+                            } else {
+                                m.join(",")
+                            },
+                            n,
+                        )
+                    }
+                    None => ("NA".into(), "NA".into()),
+                };
+                let values = [
+                    format!("{pred:.4}"),
+                    muts,
+                    n,
+                    near.to_string(),
+                    "em".into(),
+                    seed.to_string(),
+                ];
+                Annotated {
+                    id: format!("d{:04}", i + 1),
+                    sequence: s.clone(),
+                    fields: COLUMNS.iter().map(|c| c.to_string()).zip(values).collect(),
+                }
+            })
+            .collect();
+        write_fasta(&ctx.out.join("designs.fasta"), &records)?;
+        write_csv(&ctx.out.join("designs.csv"), &records)?;
+        let md = self.markdown(&eval, &predictor, records.len(), &main);
+        write_atomic(&ctx.out.join("report.md"), md.as_bytes())?;
+        Ok(Outcome {
+            headline: vec![
+                ("designs".into(), records.len().to_string()),
+                (
+                    "val_spearman".into(),
+                    predictor
+                        .val_spearman
+                        .map_or("-".into(), |r| format!("{r:.3}")),
+                ),
+            ],
+            metrics: serde_json::json!({
+                "designs": records.len(),
+                "val_spearman": predictor.val_spearman,
+                "val_rows": predictor.val_rows,
+            }),
+        })
+    }
+}
+
+impl OwnReportStage {
+    fn markdown(
+        &self,
+        eval: &OwnEvaluation,
+        predictor: &TrainReport,
+        n_designs: usize,
+        main: &str,
+    ) -> String {
+        let ms = |s: &Stat, p: usize| format!("{:.p$} ({:.p$})", s.mean, s.std);
+        let f = &self.data.file;
+        let file = f.sequences.as_ref().or(f.mutations.as_ref());
+        let mut out = format!(
+            "# {} (own protein)\n\n\
+             **No oracle exists for your protein: no figure below is a measurement.** Fitness \
+             is the prediction of a CNN (GGS architecture) trained on your data; order the \
+             designs, measure them, and treat the predictions as a ranking.\n\n\
+             ## Data\n\n- file: `{}`\n- distinct sequences: {} (length {}); repeated \
+             sequences are merged into one row with the mean of their scores\n\
+             - wild type: {}\n\n## Predictor\n\n\
+             - held-out Spearman: **{}** on {} held-out rows (a seeded draw of \
+             `data.file.holdout` = {} of the rows; trained on the other {}, epoch {} of {}, \
+             the last one, so the held-out rows chose nothing)\n",
+            self.header.name,
+            file.map_or("-".into(), |p| p.display().to_string()),
+            self.data.rows,
+            self.data.length,
+            self.data
+                .wild_type
+                .as_ref()
+                .map_or("not given".into(), |w| format!("`{w}`")),
+            predictor
+                .val_spearman
+                .map_or("- (no held-out rows)".into(), |r| format!("{r:.3}")),
+            predictor.val_rows,
+            f.holdout,
+            predictor.train_rows,
+            predictor.chosen_epoch,
+            predictor.config.epochs,
+        );
+        out.push_str("\n## Constraints\n\n");
+        match &self.design.constraints {
+            None => out.push_str("none\n"),
+            Some(c) => {
+                out.push_str(&format!(
+                    "- fixed: `{}`\n- banned: `{}`\n- allowed: {}\n- max_mutations: {}\n\n\
+                     Enforced while sampling (forbidden one-hot coordinates pinned to the \
+                     clamp minimum after every Langevin step, argmax over allowed residues, the \
+                     cap by reverting the weakest mutations) and re-checked on every design \
+                     written: no design violates them.\n",
+                    c.fixed,
+                    c.banned,
+                    if c.allowed.is_empty() {
+                        "-".to_string()
+                    } else {
+                        c.allowed
+                            .iter()
+                            .map(|(k, v)| format!("`{k}`: `{v}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    },
+                    c.max_mutations.map_or("-".into(), |k| k.to_string()),
+                ));
+            }
+        }
+        out.push_str(&format!(
+            "\n## Designs (per seed, then mean (std) over {} seeds)\n\n\
+             | interaction | predicted fitness | diversity | novelty | edits from WT |\n\
+             |---|---|---|---|---|\n",
+            self.design.seeds.len()
+        ));
+        for (name, s) in &eval.summary {
+            out.push_str(&format!(
+                "| {name}{} | {} | {} | {} | {} |\n",
+                if name == main { " (main)" } else { "" },
+                ms(&s.predicted_fitness, 3),
+                ms(&s.diversity, 2),
+                ms(&s.novelty, 1),
+                ms(&s.edits_from_wt, 1),
+            ));
+        }
+        out.push_str(&format!(
+            "\n- predicted fitness: median over a seed's designs of the predicted score \
+             min-max normalised by your measured range (0 = worst, 1 = best measured \
+             variant; above 1 is an extrapolation).\n- diversity: mean pairwise edit \
+             distance; novelty: median edits to the nearest training sequence; edits from \
+             WT: median substitutions from the wild type.\n\n## Files\n\n\
+             - `designs.fasta`: the {n_designs} distinct designs of the main method, best \
+             predicted first, ids `d0001`, ... Header `>d0001 pred=P muts=A23G,K45R n_mut=N \
+             nearest_train=E method=em seed=S`: P the predicted score in the units of your \
+             score column (higher is better), the substitutions from the wild type in \
+             wild-type numbering (`wt` for none, `NA` without a wild type), N their count, \
+             E the edit distance to the nearest training sequence, the method and the design \
+             seed.\n- `designs.csv`: the same rows and columns.\n",
+        ));
+        out
+    }
+}

@@ -1,0 +1,216 @@
+//! `workflows/own-protein.toml` (a wild type + mutation lists from `datasets/own-protein`,
+//! constraints set) end to end at tiny settings: no data directory and no oracle needed,
+//! ranked FASTA headers `>d0001 pred=.. muts=.. n_mut=.. nearest_train=.. method=em seed=..`
+//! matching `designs.csv` and read back unchanged by rust-bio's reader, no design violating
+//! a constraint; and bad own-data inputs fail with file:line and leave no run directory.
+
+use std::path::Path;
+
+use crate::util::{Dir, TestCommand, assert_contains};
+
+const WT: &str = "DEEEIRTTNPVATEQYGSVSTNLQRGNR";
+
+/// The shipped workflow with its data path made absolute, the run dir `run` and `edits`.
+fn own(edits: &[(&str, &str)]) -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut text = std::fs::read_to_string(root.join("workflows/own-protein.toml")).unwrap();
+    let data = root.join("datasets/own-protein/aav_variants.csv.gz");
+    let tiny = [
+        ("run_dir = \"../runs/own-protein\"", "run_dir = \"run\""),
+        (
+            "\"../datasets/own-protein/aav_variants.csv.gz\"",
+            &format!("{:?}", data.display().to_string()),
+        ),
+        ("epochs = 40", "epochs = 3"),
+        ("channels = 64", "channels = 8"),
+        ("steps = 300", "steps = 12"),
+        ("warmup_steps = 250", "warmup_steps = 8"),
+        ("langevin_steps = 50", "langevin_steps = 3"),
+        ("checkpoint_every = 50", "checkpoint_every = 6"),
+        ("n_samples = 128", "n_samples = 24"),
+        ("top_k = 32", "top_k = 12"),
+        ("dt = 0.01\nt_end", "dt = 0.05\nt_end"),
+    ];
+    for (from, to) in tiny
+        .iter()
+        .map(|(a, b)| (*a, *b))
+        .chain(edits.iter().copied())
+    {
+        assert!(text.contains(from), "own-protein.toml has no `{from}`");
+        text = text.replace(from, to);
+    }
+    text
+}
+
+fn run(dir: &Dir) -> String {
+    TestCommand::new(dir)
+        .env("EMDESIGN_DATA", "/nonexistent")
+        .args(["run", "w.toml"])
+        .stdout()
+}
+
+/// `key=value` fields of a FASTA header line, in order.
+fn fields(header: &str) -> Vec<(String, String)> {
+    header
+        .split_whitespace()
+        .skip(1)
+        .map(|f| {
+            let (k, v) = f.split_once('=').unwrap_or_else(|| panic!("field `{f}`"));
+            (k.to_string(), v.to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn own_protein_runs_without_an_oracle_and_honours_the_constraints() {
+    let dir = Dir::new();
+    dir.create("w.toml", &own(&[]));
+    let out = run(&dir);
+    assert_contains(&out, &["oracle=none", "val_spearman="]);
+    let fasta = dir.read("run/report/designs.fasta");
+    let lines: Vec<&str> = fasta.lines().collect();
+    assert!(
+        !lines.is_empty() && lines.len().is_multiple_of(2),
+        "{fasta}"
+    );
+    let csv = dir.read("run/report/designs.csv");
+    let mut rows = ::csv::Reader::from_reader(csv.as_bytes());
+    let header: Vec<String> = rows.headers().unwrap().iter().map(String::from).collect();
+    assert_eq!(
+        header,
+        [
+            "id",
+            "sequence",
+            "pred",
+            "muts",
+            "n_mut",
+            "nearest_train",
+            "method",
+            "seed"
+        ]
+    );
+    let rows: Vec<Vec<String>> = rows
+        .records()
+        .map(|r| r.unwrap().iter().map(String::from).collect())
+        .collect();
+    assert_eq!(rows.len(), lines.len() / 2);
+    let wt: Vec<char> = WT.chars().collect();
+    let mut last_pred = f64::INFINITY;
+    for (k, pair) in lines.chunks(2).enumerate() {
+        let (head, seq) = (pair[0], pair[1]);
+        let id = format!("d{:04}", k + 1);
+        assert!(head.starts_with(&format!(">{id} ")), "{head}");
+        let f = fields(head);
+        let keys: Vec<&str> = f.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["pred", "muts", "n_mut", "nearest_train", "method", "seed"]
+        );
+        let pred: f64 = f[0].1.parse().unwrap();
+        assert!(pred <= last_pred, "not ranked: {head}");
+        last_pred = pred;
+        // The mutation list is the difference from the wild type, in VP1 numbering.
+        let s: Vec<char> = seq.chars().collect();
+        assert_eq!(s.len(), 28, "{seq}");
+        let muts: Vec<String> = (0..28)
+            .filter(|&i| s[i] != wt[i])
+            .map(|i| format!("{}{}{}", wt[i], i + 561, s[i]))
+            .collect();
+        let want = if muts.is_empty() {
+            "wt".to_string()
+        } else {
+            muts.join(",")
+        };
+        assert_eq!(f[1].1, want, "{head}");
+        assert_eq!(f[2].1, muts.len().to_string());
+        assert_eq!(
+            (f[4].1.as_str(), ["0", "1"].contains(&f[5].1.as_str())),
+            ("em", true)
+        );
+        // The constraints of the workflow: fixed 561-565 and 585-588, no C, 577 in {G,A,S},
+        // at most 6 mutations.
+        for i in (0..5).chain(24..28) {
+            assert_eq!(s[i], wt[i], "fixed position {} changed: {head}", i + 561);
+        }
+        assert!(!seq.contains('C'), "banned C: {seq}");
+        assert!("GAS".contains(s[16]), "577 = {}: {seq}", s[16]);
+        assert!(muts.len() <= 6, "{head}");
+        // designs.csv holds the same row.
+        let row = &rows[k];
+        assert_eq!((row[0].as_str(), row[1].as_str()), (id.as_str(), seq));
+        let csv_fields: Vec<&str> = row[2..].iter().map(String::as_str).collect();
+        let fasta_fields: Vec<&str> = f.iter().map(|(_, v)| v.as_str()).collect();
+        assert_eq!(csv_fields, fasta_fields);
+    }
+    // rust-bio's FASTA reader (em-protein's wrapper) reads the file back unchanged.
+    let opts = em_protein::io::ReadOptions {
+        score: em_protein::io::ScoreRule::Ignored,
+        ..Default::default()
+    };
+    let back = em_protein::io::read_records(&dir.join("run/report/designs.fasta"), &opts).unwrap();
+    let got: Vec<(String, String)> = back
+        .iter()
+        .map(|r| (r.id.clone(), r.sequence.to_string()))
+        .collect();
+    let want: Vec<(String, String)> = rows.iter().map(|r| (r[0].clone(), r[1].clone())).collect();
+    assert_eq!(got, want);
+    let report = dir.read("run/report/report.md");
+    assert_contains(
+        &report,
+        &[
+            "No oracle exists for your protein",
+            "held-out Spearman: **",
+            "max_mutations: 6",
+        ],
+    );
+}
+
+fn run_bad(text: &str) -> String {
+    let dir = Dir::new();
+    dir.create("w.toml", text);
+    let err = TestCommand::new(&dir).args(["run", "w.toml"]).assert_err();
+    assert!(!dir.join("run").exists(), "run dir left for a bad workflow");
+    err
+}
+
+#[test]
+fn bad_own_data_and_constraints_name_file_and_line() {
+    let dir = Dir::new();
+    let m = dir.create(
+        "m.csv",
+        "mutations,score\nwt,1.0\nD561A:E562K,2.0\nE561A,3.0\n",
+    );
+    let text = own(&[(
+        &format!(
+            "{:?}",
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../datasets/own-protein/aav_variants.csv.gz")
+                .display()
+                .to_string()
+        ),
+        &format!("{:?}", m.display().to_string()),
+    )]);
+    let err = run_bad(&text);
+    assert_contains(
+        &err,
+        &["m.csv:4: mutation 'E561A': wild type has 'D' at position 561, not 'E'"],
+    );
+    let err = run_bad(&own(&[(
+        "fixed = \"561-565,585-588\"",
+        "fixed = \"561-600\"",
+    )]));
+    let line = own(&[])
+        .lines()
+        .position(|l| l.starts_with("fixed ="))
+        .unwrap()
+        + 1;
+    assert_contains(
+        &err,
+        &[
+            &format!("w.toml:{line}:1: field `design.constraints.fixed`"),
+            "position 600 is outside the wild type (positions 561-588)",
+        ],
+    );
+    let err = run_bad(&own(&[("banned = \"C\"", "banned = \"CD\"")]));
+    assert_contains(&err, &["position 561 is fixed to the wild type's D"]);
+}
