@@ -46,6 +46,29 @@ pub struct Runner {
 }
 
 /// Name of a resumable stage's working directory.
+/// Whether `name` is a temporary file of an interrupted atomic write: `.<file>.<random>.tmp`
+/// (em-protein's `temp_file_for`) or `.<file>.tmp-<pid>` (em-core's checkpoints).
+fn is_temp_file_name(name: &str) -> bool {
+    name.starts_with('.') && (name.ends_with(".tmp") || name.contains(".tmp-"))
+}
+
+/// Removes the temporary files of interrupted writes anywhere below `dir`.
+fn remove_stale_temp_files(dir: &Path) -> Result<()> {
+    let entries =
+        std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))?;
+    for entry in entries {
+        let entry = entry.with_context(|| format!("cannot read {}", dir.display()))?;
+        let path = entry.path();
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            remove_stale_temp_files(&path)?;
+        } else if is_temp_file_name(&entry.file_name().to_string_lossy()) {
+            std::fs::remove_file(&path)
+                .with_context(|| format!("cannot remove {}", path.display()))?;
+        }
+    }
+    Ok(())
+}
+
 fn partial_dir(run_dir: &Path, name: &str) -> PathBuf {
     run_dir.join(format!("{name}.partial"))
 }
@@ -157,6 +180,11 @@ impl Runner {
         if !reuse && staging.exists() {
             std::fs::remove_dir_all(&staging)
                 .with_context(|| format!("cannot remove {}", staging.display()))?;
+        }
+        if reuse {
+            // A kill mid-write leaves the writer's temporary file behind; the resumed stage
+            // writes its own, so the old ones would end up among the outputs.
+            remove_stale_temp_files(&staging)?;
         }
         std::fs::create_dir_all(&staging)
             .with_context(|| format!("cannot create {}", staging.display()))?;
@@ -289,6 +317,53 @@ mod tests {
     use super::*;
     use crate::stage::Outcome;
     use std::cell::Cell;
+
+    #[test]
+    fn stale_temp_files_of_interrupted_writes_are_removed_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("checkpoints");
+        std::fs::create_dir_all(&sub).unwrap();
+        for f in [
+            ".designs_seed0.csv.PcCePM.tmp",
+            "keep.csv",
+            ".key",
+            "notes.tmp",
+        ] {
+            std::fs::write(dir.path().join(f), "x").unwrap();
+        }
+        std::fs::write(sub.join(".ckpt_00000050.emck.tmp-4242"), "x").unwrap();
+        std::fs::write(sub.join("ckpt_00000050.emck"), "x").unwrap();
+        remove_stale_temp_files(dir.path()).unwrap();
+        let mut left: Vec<String> = walkdir(dir.path());
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                ".key",
+                "checkpoints/ckpt_00000050.emck",
+                "keep.csv",
+                "notes.tmp"
+            ]
+        );
+    }
+
+    fn walkdir(root: &Path) -> Vec<String> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(root).unwrap() {
+            let e = e.unwrap();
+            let name = e.file_name().to_string_lossy().into_owned();
+            if e.file_type().unwrap().is_dir() {
+                out.extend(
+                    walkdir(&e.path())
+                        .into_iter()
+                        .map(|n| format!("{name}/{n}")),
+                );
+            } else {
+                out.push(name);
+            }
+        }
+        out
+    }
 
     /// Writes `value` to `out.txt`; counts its runs; optionally fails.
     struct Toy {
