@@ -156,6 +156,28 @@ impl Needs {
     }
 }
 
+/// Builds the workflow of `src` in `dir` and runs (or reuses) its first `n` stages there.
+fn run_stages(
+    src: &Source,
+    dir: &Path,
+    n: usize,
+    data_dir: Option<&Path>,
+    progress: &Progress,
+) -> Result<(
+    crate::workflow::plan::Plan,
+    Vec<crate::stage::runner::StageReport>,
+)> {
+    let wf = build(src, Some(dir))?;
+    let stages = stage::build(&wf, data_dir)?;
+    let runner = Runner {
+        run_dir: dir.to_path_buf(),
+        force: None,
+        progress: progress.clone(),
+    };
+    let reports = runner.run(&stages[..n])?;
+    Ok((wf, reports))
+}
+
 /// Runs (or reuses) the warm-up-only energy of `task` in `<run_dir>/tasks/<task>-flow-only`
 /// (its own stage records: the protein workflow's data -> predictor -> energy), returning
 /// the potential and its energy stage key.
@@ -169,14 +191,13 @@ fn flow_only_energy(
         .run_dir
         .join("tasks")
         .join(format!("{}-flow-only", task.name()));
-    let wf = build(&protein_source(plan, task, true)?, Some(&dir))?;
-    let stages = stage::build(&wf, data_dir)?;
-    let runner = Runner {
-        run_dir: dir.clone(),
-        force: None,
-        progress: progress.clone(),
-    };
-    let reports = runner.run(&stages[..3])?;
+    let (_, reports) = run_stages(
+        &protein_source(plan, task, true)?,
+        &dir,
+        3,
+        data_dir,
+        progress,
+    )?;
     let key = reports
         .iter()
         .find(|r| r.record.stage == "energy")
@@ -200,19 +221,12 @@ pub fn prepare(
     match task {
         BenchTask::Ehrlich => ehrlich(plan, dir),
         BenchTask::Protein(t, _) => {
+            let n = if with_energy { 3 } else { 2 };
             let src = protein_source(plan, task, false)?;
-            let wf = build(&src, Some(&dir))?;
+            let (wf, reports) = run_stages(&src, &dir, n, data_dir, progress)?;
             let Body::Protein(p) = &wf.body else {
                 return Err(anyhow!("[protein] did not give a protein workflow"));
             };
-            let stages = stage::build(&wf, data_dir)?;
-            let n = if with_energy { 3 } else { 2 };
-            let runner = Runner {
-                run_dir: dir.clone(),
-                force: None,
-                progress: progress.clone(),
-            };
-            let reports = runner.run(&stages[..n])?;
             let mut upstream: Vec<(String, Key)> = reports
                 .iter()
                 .map(|r| (r.record.stage.clone(), r.record.key.clone()))
