@@ -4,7 +4,7 @@
 
 use burn::prelude::*;
 
-use crate::kernels::HostPotential;
+use crate::kernels::{HostPotential, HostTrainer};
 
 /// A time-free scalar potential over flat inputs `x: [batch, dim]`.
 ///
@@ -32,6 +32,14 @@ pub trait Potential {
     /// per run (it snapshots the weights) and use it instead of the tensor path; the default
     /// is `None` (burn's path everywhere).
     fn host_kernel(&self) -> Option<Box<dyn HostPotential>> {
+        None
+    }
+
+    /// Hand-derived parameter gradients of the Energy Matching losses on plain f32, when
+    /// this potential has them and its parameters sit on the flex device in f32 (with or
+    /// without autodiff). The trainer snapshots it once per step and uses it instead of
+    /// burn's autodiff; the default is `None` (burn's autodiff everywhere).
+    fn host_trainer(&self) -> Option<Box<dyn HostTrainer>> {
         None
     }
 }

@@ -7,15 +7,16 @@ set -euo pipefail
 out=${1:-target/bench-kernels}
 rounds=${2:-3}
 here=$(cd "$(dirname "$0")" && pwd)
+py=${PYTHON:-python3}   # a Python with torch + numpy, e.g. PYTHON=venv/bin/python3
 # dev profile: deps -O3, ours -O2 (reuses the test build, no second burn build)
 cargo build -p em-protein --example bench_kernels
 bin=target/debug/examples/bench_kernels
 uptime
 for r in $(seq 1 "$rounds"); do
   "$bin" "$out" "$r"
-  if python3 -c "import torch" 2>/dev/null; then
-    python3 "$here/torch_reference.py" time "$out" "$r" > /dev/null
+  if "$py" -c "import torch" 2>/dev/null; then
+    "$py" "$here/torch_reference.py" time "$out" "$r" > /dev/null
   fi
 done
 uptime
-python3 "$here/torch_reference.py" table "$out"
+"$py" "$here/torch_reference.py" table "$out"

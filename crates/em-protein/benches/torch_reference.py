@@ -75,6 +75,43 @@ def cnn(get):
     return score
 
 
+def seq_conv(get, meta, prefix):
+    """gfp.toml's protein energy: residual Conv1d blocks, position-sum readout (SiLU)."""
+    import torch
+    import torch.nn.functional as F
+    conv = lambda n: (get(f"{prefix}.{n}.w"), get(f"{prefix}.{n}.b"))
+    inp = conv("input")
+    blocks = [(conv(f"block{k}.c1"), conv(f"block{k}.c2")) for k in range(meta["blocks"])]
+    l1 = (get(f"{prefix}.head.l1.w"), get(f"{prefix}.head.l1.b"))
+    l2 = (get(f"{prefix}.head.l2.w"), get(f"{prefix}.head.l2.b"))
+    emb, scale, length = get(f"{prefix}.embedding"), meta["scale"], meta["length"]
+    pad = inp[0].shape[2] // 2
+
+    def energy(x):  # x [B, L*20] row-major [L, 20]
+        h = x.view(x.shape[0], length, -1).transpose(1, 2)
+        h = F.silu(F.conv1d(h, inp[0], inp[1], padding=pad))
+        for (w1, b1), (w2, b2) in blocks:
+            h = h + F.conv1d(F.silu(F.conv1d(h, w1, b1, padding=pad)), w2, b2, padding=pad)
+        tok = (F.silu(h) + emb).transpose(1, 2)  # [B, L, hidden]
+        out = torch.matmul(F.silu(torch.matmul(tok, l1[0]) + l1[1]), l2[0]) + l2[1]
+        return scale * out.sum(dim=(1, 2))
+    params = [inp[0], inp[1], l1[0], l1[1], l2[0], l2[1], emb]
+    for (w1, b1), (w2, b2) in blocks:
+        params += [w1, b1, w2, b2]
+    return energy, params
+
+
+def flow_loss_grad(energy, params, xt, target, w):
+    """The EM warm-up loss mean_b w_b mean_d (grad V + target)^2 and its parameter gradient
+    (double backward through the input gradient, as the official trainer)."""
+    import torch
+    x = xt.detach().requires_grad_(True)
+    (g,) = torch.autograd.grad(energy(x).sum(), x, create_graph=True)
+    loss = (w * (g + target).pow(2).mean(dim=1)).mean()
+    grads = torch.autograd.grad(loss, params)
+    return loss.detach(), grads
+
+
 def energy_and_grad(f, x):
     import torch
     x = x.detach().requires_grad_(True)
@@ -108,6 +145,32 @@ def cmd_time(out, rnd):
                 _, g = energy_and_grad(f, x)
                 x = x - dt * g + s * torch.randn_like(x)
         ms[f"langevin_step/mlp_d{dim}_b{x.shape[0]}"] = time_ms(run) / STEPS
+    for key, meta in sorted(man.items()):
+        if not (key.startswith("seq") and key.endswith(".meta")):
+            continue
+        p, length = key[:-5], meta["length"]
+        energy, params = seq_conv(get, meta, p)
+        for t in params:
+            t.requires_grad_(True)
+        x = get(f"{p}.x")
+        e, g = energy_and_grad(energy, x)
+        xt, target, w = get(f"{p}.xt"), get(f"{p}.target"), get(f"{p}.w")
+        loss, grads = flow_loss_grad(energy, params, xt, target, w)
+        norm = float(sum(gr.double().pow(2).sum() for gr in grads) ** 0.5)
+        flow = get(f"{p}.flow")
+        checks[f"seqconv_l{length}"] = {
+            "energy": rel(e, get(f"{p}.energy")), "grad": rel(g, get(f"{p}.grad")),
+            "flow_loss": abs(float(loss) - float(flow[0])) / abs(float(flow[0])),
+            "flow_grad_norm": abs(norm - float(flow[1])) / float(flow[1])}
+        dt, s = 1e-3, (2 * 0.1 * 1e-3) ** 0.5
+
+        def run(x=x, f=energy):
+            for _ in range(STEPS):
+                _, g = energy_and_grad(f, x)
+                x = x - dt * g + s * torch.randn_like(x)
+        ms[f"langevin_step/seqconv_l{length}_b{x.shape[0]}"] = time_ms(run) / STEPS
+        ms[f"flow_loss_grad/seqconv_l{length}_b{xt.shape[0]}"] = time_ms(
+            lambda: flow_loss_grad(energy, params, xt, target, w))
     x0, x1 = get("ot.x0"), get("ot.x1")
     c = torch.cdist(x0.double(), x1.double()).pow(2).float()
     checks["ot_cost"] = rel(c, get("ot.cost"))

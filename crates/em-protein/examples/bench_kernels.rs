@@ -13,9 +13,14 @@ use std::fs;
 use std::path::Path;
 use std::time::Instant;
 
+use burn::optim::GradientsParams;
 use burn::prelude::*;
 use em_core::langevin::{LangevinConfig, sample};
-use em_core::nn::{MlpPotential, MlpPotentialConfig, SeqConvPotentialConfig, SeqReadout};
+use em_core::loss::flow::time_weight;
+use em_core::loss::{FlowBatch, flow_loss};
+use em_core::nn::{
+    Conv1d, MlpPotential, MlpPotentialConfig, SeqConvPotential, SeqConvPotentialConfig, SeqReadout,
+};
 use em_core::ot;
 use em_core::potential::Potential;
 use em_core::schedule::Schedule;
@@ -31,6 +36,9 @@ const MLP_DIMS: [usize; 3] = [2, 560, 4740];
 const CNN_BATCH: usize = 256;
 const CNN_LENGTHS: [usize; 2] = [28, 237];
 const OT_BATCH: usize = 128;
+/// Flow warm-up batch (the protein workflows' `batch_size`) and time cut-off.
+const TRAIN_BATCH: usize = 128;
+const T_CUT: f64 = 0.9;
 const OT_DIM: usize = 4740;
 /// Langevin steps per timed call (the per-step time is reported).
 const STEPS: usize = 5;
@@ -131,6 +139,66 @@ fn dump_mlp(
     );
 }
 
+/// The SeqConv potential's weights in burn's layouts (conv `[c_out, c_in, k]` = torch's,
+/// linear `[d_in, d_out]`, embedding `[hidden, length]`).
+fn dump_seq_conv(
+    model: &SeqConvPotential,
+    len: usize,
+    blob: &mut Vec<u8>,
+    man: &mut BTreeMap<String, Value>,
+) {
+    let p = format!("seq{len}");
+    let conv = |blob: &mut Vec<u8>, man: &mut BTreeMap<String, Value>, name: String, c: &Conv1d| {
+        put(
+            blob,
+            man,
+            &format!("{name}.w"),
+            &vals(c.weight.val()),
+            &c.weight.dims(),
+        );
+        put(
+            blob,
+            man,
+            &format!("{name}.b"),
+            &vals(c.bias.val()),
+            &c.bias.dims(),
+        );
+    };
+    conv(blob, man, format!("{p}.input"), &model.input);
+    for (k, b) in model.blocks.iter().enumerate() {
+        conv(blob, man, format!("{p}.block{k}.c1"), &b.c1);
+        conv(blob, man, format!("{p}.block{k}.c2"), &b.c2);
+    }
+    for (name, l) in [("l1", &model.head.l1), ("l2", &model.head.l2)] {
+        let (i, o) = (l.d_input(), l.d_output());
+        put(
+            blob,
+            man,
+            &format!("{p}.head.{name}.w"),
+            &vals(l.weight.val()),
+            &[i, o],
+        );
+        let b = l
+            .bias
+            .as_ref()
+            .map(|b| vals(b.val()))
+            .unwrap_or(vec![0.0; o]);
+        put(blob, man, &format!("{p}.head.{name}.b"), &b, &[o]);
+    }
+    let ps = model.position.as_ref().expect("position-sum readout");
+    put(
+        blob,
+        man,
+        &format!("{p}.embedding"),
+        &vals(ps.embedding.val()),
+        &ps.embedding.dims(),
+    );
+    man.insert(
+        format!("{p}.meta"),
+        json!({ "length": len, "blocks": model.blocks.len(), "scale": ps.scale }),
+    );
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let out = Path::new(
@@ -201,18 +269,102 @@ fn main() {
         );
     }
 
-    // Langevin step on the protein SeqConv energy of gfp.toml's [energy] (32 channels, kernel
-    // 5, 2 blocks, head 64, SiLU, flatten readout), batch 512, L 28 / 237 (Rust only).
+    // The protein SeqConv energy of gfp.toml's [energy] (32 channels, kernel 5, 2 blocks,
+    // head 64, SiLU, position-sum readout, output scale 1000), L 28 / 237: a Langevin step at
+    // batch 512 and the flow warm-up's loss + parameter gradient at batch 128.
     for len in CNN_LENGTHS {
-        device.seed(len as u64);
-        let model = SeqConvPotentialConfig::new(len, 20)
+        let ad = device.clone().autodiff();
+        ad.seed(len as u64);
+        let model_ad = SeqConvPotentialConfig::new(len, 20)
             .with_hidden_channels(32)
             .with_blocks(2)
-            .with_readout(SeqReadout::Flatten)
-            .init(&device);
-        let x: Vec<f32> = normal(LANGEVIN_BATCH * len * 20, &mut rng);
-        let x0 = Tensor::<2>::from_data(TensorData::new(x, [LANGEVIN_BATCH, len * 20]), &device);
+            .with_readout(SeqReadout::PositionSum)
+            .with_output_scale(1000.0)
+            .init(&ad);
+        let model = model_ad.valid();
+        let d = len * 20;
+        let x: Vec<f32> = normal(LANGEVIN_BATCH * d, &mut rng);
+        let x0 = Tensor::<2>::from_data(TensorData::new(x.clone(), [LANGEVIN_BATCH, d]), &device);
         let cfg = LangevinConfig::new(STEPS, 1e-3, Schedule::Constant { eps: 0.1 });
+        // Flow batch: noise, data-like one-hot in [-1, 1], times in [0, 1).
+        let fx0 = normal(TRAIN_BATCH * d, &mut rng);
+        let fx1: Vec<f32> = (0..TRAIN_BATCH * len)
+            .flat_map(|_| {
+                let hot = rng.random_range(0..20);
+                (0..20).map(move |a| if a == hot { 1.0 } else { -1.0 })
+            })
+            .collect();
+        let t: Vec<f32> = (0..TRAIN_BATCH).map(|_| rng.random::<f32>()).collect();
+        let fb = FlowBatch {
+            x0: Tensor::<2>::from_data(TensorData::new(fx0.clone(), [TRAIN_BATCH, d]), &ad),
+            x1: Tensor::<2>::from_data(TensorData::new(fx1.clone(), [TRAIN_BATCH, d]), &ad),
+            t: t.clone(),
+        };
+        let xt = vals(fb.x_t());
+        let target: Vec<f32> = fx1.iter().zip(&fx0).map(|(a, b)| a - b).collect();
+        let w: Vec<f32> = t
+            .iter()
+            .map(|&t| time_weight(f64::from(t), T_CUT) as f32)
+            .collect();
+        let trainer = model_ad
+            .host_trainer()
+            .expect("f32 flex position-sum model has a training kernel");
+        if dump {
+            dump_seq_conv(&model, len, &mut blob, &mut man);
+            let kernel = model.host_kernel().expect("fused kernel");
+            let (mut e, mut g) = (vec![0.0; LANGEVIN_BATCH], vec![0.0; x.len()]);
+            kernel.energy_and_grad(&x, &mut e, &mut g);
+            let p = format!("seq{len}");
+            put(
+                &mut blob,
+                &mut man,
+                &format!("{p}.x"),
+                &x,
+                &[LANGEVIN_BATCH, d],
+            );
+            put(
+                &mut blob,
+                &mut man,
+                &format!("{p}.energy"),
+                &e,
+                &[LANGEVIN_BATCH],
+            );
+            put(
+                &mut blob,
+                &mut man,
+                &format!("{p}.grad"),
+                &g,
+                &[LANGEVIN_BATCH, d],
+            );
+            let (loss, grad) = trainer.flow_loss_grad(&xt, &target, &w);
+            put(
+                &mut blob,
+                &mut man,
+                &format!("{p}.xt"),
+                &xt,
+                &[TRAIN_BATCH, d],
+            );
+            put(
+                &mut blob,
+                &mut man,
+                &format!("{p}.target"),
+                &target,
+                &[TRAIN_BATCH, d],
+            );
+            put(&mut blob, &mut man, &format!("{p}.w"), &w, &[TRAIN_BATCH]);
+            let norm = grad
+                .iter()
+                .map(|&v| f64::from(v).powi(2))
+                .sum::<f64>()
+                .sqrt();
+            put(
+                &mut blob,
+                &mut man,
+                &format!("{p}.flow"),
+                &[loss as f32, norm as f32],
+                &[2],
+            );
+        }
         let fused = time_ms(REPS, || {
             sample(&model, &[], x0.clone(), &cfg, 1).expect("fused Langevin");
         }) / STEPS as f64;
@@ -224,6 +376,21 @@ fn main() {
             json!({"fused": fused, "burn": burn}),
         );
         eprintln!("langevin seqconv L{len}: fused {fused:.3} ms, burn {burn:.3} ms per step");
+        let inner = ad.clone().inner();
+        let fused = time_ms(REPS, || {
+            let k = model_ad.host_trainer().expect("training kernel");
+            let (_, g) = k.flow_loss_grad(&xt, &target, &w);
+            drop(k.gradients(&g, &inner));
+        });
+        let burn = time_ms(REPS, || {
+            let loss = flow_loss(&model_ad, &fb, T_CUT);
+            drop(GradientsParams::from_grads(loss.backward(), &model_ad));
+        });
+        times.insert(
+            format!("flow_loss_grad/seqconv_l{len}_b{TRAIN_BATCH}"),
+            json!({"fused": fused, "burn": burn}),
+        );
+        eprintln!("flow grad seqconv L{len}: fused {fused:.3} ms, burn {burn:.3} ms");
     }
 
     // OT coupling cost + assignment, batch 128, D 4740.

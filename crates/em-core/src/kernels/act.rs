@@ -63,6 +63,44 @@ fn value_and_slope(act: Activation, z: f32) -> (f32, f32) {
     }
 }
 
+/// `(act(z), act'(z), act''(z))` of one pre-activation: the curvature is what the
+/// parameter gradient of a loss on `grad_x V` needs (forward-mode tangents through `act'`).
+#[inline(always)]
+fn value_slope_curvature(act: Activation, z: f32) -> (f32, f32, f32) {
+    match act {
+        Activation::Silu => {
+            let s = 1.0 / (1.0 + exp(-z));
+            let q = s * (1.0 - s);
+            (
+                z * s,
+                s * (1.0 + z * (1.0 - s)),
+                q * (2.0 + z * (1.0 - 2.0 * s)),
+            )
+        }
+        Activation::Softplus => {
+            let (v, s) = value_and_slope(act, z);
+            (v, s, s * (1.0 - s))
+        }
+        Activation::Tanh => {
+            let t = tanh(z);
+            let d = 1.0 - t * t;
+            (t, d, -2.0 * t * d)
+        }
+        Activation::GeluTanh => {
+            let z2 = z * z;
+            let t = tanh(SQRT_2_OVER_PI * (z + GELU_CUBIC * z2 * z));
+            let dt = 1.0 - t * t;
+            let du = SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_CUBIC * z2);
+            let ddu = SQRT_2_OVER_PI * 6.0 * GELU_CUBIC * z;
+            (
+                0.5 * z * (1.0 + t),
+                0.5 * (1.0 + t) + 0.5 * z * dt * du,
+                dt * (du + 0.5 * z * (ddu - 2.0 * t * du * du)),
+            )
+        }
+    }
+}
+
 /// `tanh(u) = 1 - 2 / (e^{2u} + 1)`, odd-symmetrised so small `|u|` keeps its sign.
 #[inline(always)]
 fn tanh(u: f32) -> f32 {
@@ -123,6 +161,74 @@ pub fn bias_act(act: Activation, z: &mut [f32], bias: &[f32], slope: &mut [f32])
     });
 }
 
+struct BiasActCurvature<'a> {
+    act: Activation,
+    z: &'a mut [f32],
+    slope: &'a mut [f32],
+    curvature: &'a mut [f32],
+    bias: &'a [f32],
+}
+
+impl pulp::WithSimd for BiasActCurvature<'_> {
+    type Output = ();
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) {
+        let width = self.bias.len();
+        let rows = self
+            .z
+            .chunks_exact_mut(width)
+            .zip(self.slope.chunks_exact_mut(width))
+            .zip(self.curvature.chunks_exact_mut(width));
+        macro_rules! run {
+            ($a:expr) => {
+                for ((zr, sr), cr) in rows {
+                    for (((z, s), c), &b) in zr
+                        .iter_mut()
+                        .zip(sr.iter_mut())
+                        .zip(cr.iter_mut())
+                        .zip(self.bias)
+                    {
+                        let (v, d, k) = value_slope_curvature($a, *z + b);
+                        *z = v;
+                        *s = d;
+                        *c = k;
+                    }
+                }
+            };
+        }
+        match self.act {
+            Activation::Silu => run!(Activation::Silu),
+            Activation::Softplus => run!(Activation::Softplus),
+            Activation::Tanh => run!(Activation::Tanh),
+            Activation::GeluTanh => run!(Activation::GeluTanh),
+        }
+    }
+}
+
+/// [`bias_act`] that also writes `curvature <- act''(z + bias)`.
+pub fn bias_act_curvature(
+    act: Activation,
+    z: &mut [f32],
+    bias: &[f32],
+    slope: &mut [f32],
+    curvature: &mut [f32],
+) {
+    assert!(
+        !bias.is_empty()
+            && z.len().is_multiple_of(bias.len())
+            && slope.len() == z.len()
+            && curvature.len() == z.len(),
+        "bias_act_curvature shapes"
+    );
+    pulp::Arch::new().dispatch(BiasActCurvature {
+        act,
+        z,
+        slope,
+        curvature,
+        bias,
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,6 +248,41 @@ mod tests {
                     0.5 * z * (1.0 + t),
                     0.5 * (1.0 + t) + 0.5 * z * (1.0 - t * t) * du,
                 )
+            }
+        }
+    }
+
+    /// The curvature against a central difference of the f64 closed-form slope, and value
+    /// and slope equal to [`bias_act`]'s, on a grid over [-30, 30].
+    #[test]
+    fn curvature_matches_the_slopes_derivative() {
+        let width = 5;
+        let bias: Vec<f32> = (0..width).map(|j| 0.2 * j as f32 - 0.4).collect();
+        let pre: Vec<f32> = (0..width * 601).map(|i| -30.0 + 0.02 * i as f32).collect();
+        for act in [
+            Activation::Silu,
+            Activation::Softplus,
+            Activation::Tanh,
+            Activation::GeluTanh,
+        ] {
+            let (mut z, mut s, mut c) = (pre.clone(), vec![0.0; pre.len()], vec![0.0; pre.len()]);
+            bias_act_curvature(act, &mut z, &bias, &mut s, &mut c);
+            let (mut z1, mut s1) = (pre.clone(), vec![0.0; pre.len()]);
+            bias_act(act, &mut z1, &bias, &mut s1);
+            assert_eq!(
+                (&z, &s),
+                (&z1, &s1),
+                "{act:?}: value and slope differ from bias_act"
+            );
+            for (i, &p) in pre.iter().enumerate() {
+                let zin = f64::from(p + bias[i % width]);
+                let h = 1e-5;
+                let want = (closed_form(act, zin + h).1 - closed_form(act, zin - h).1) / (2.0 * h);
+                assert!(
+                    (f64::from(c[i]) - want).abs() < 1e-5 * (1.0 + want.abs()) + 2e-6,
+                    "{act:?}''({zin}) = {} vs {want}",
+                    c[i]
+                );
             }
         }
     }

@@ -69,6 +69,23 @@ pub fn gemm_rows(
     strided(m, n, k, 1.0, a, (lda, 1), b, sb, beta, c);
 }
 
+/// `C[k, n] = A^T B + beta * C` for `A: [m, k]` whose row `i` starts at `i * lda` (rows may
+/// overlap, as in [`gemm_rows`]) and a contiguous row-major `B: [m, n]`: the weight gradient
+/// of a convolution, summed over the sliding windows, without im2col.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_rows_t(
+    k: usize,
+    n: usize,
+    m: usize,
+    a: &[f32],
+    lda: usize,
+    b: &[f32],
+    beta: f32,
+    c: &mut [f32],
+) {
+    strided(k, n, m, 1.0, a, (1, lda), b, (n, 1), beta, c);
+}
+
 /// Elements a strided `rows x cols` view spans.
 fn span(rows: usize, cols: usize, (rs, cs): (usize, usize)) -> usize {
     if rows == 0 || cols == 0 {
@@ -208,6 +225,27 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    /// The transposed sliding-window product against explicit im2col: `cols^T g`.
+    #[test]
+    fn gemm_rows_t_is_the_windows_transposed_product() {
+        let mut rng = StdRng::seed_from_u64(11);
+        let (len, ch, ker, out) = (14, 3, 5, 6);
+        let sig: Vec<f32> = (0..len * ch).map(|_| rng.random::<f32>() - 0.5).collect();
+        let m = len - ker + 1;
+        let g: Vec<f32> = (0..m * out).map(|_| rng.random::<f32>() - 0.5).collect();
+        let cols: Vec<f32> = (0..m)
+            .flat_map(|p| sig[p * ch..(p + ker) * ch].to_vec())
+            .collect();
+        let want = reference(ker * ch, out, m, &cols, Op::T, &g, Op::N);
+        let c0: Vec<f32> = (0..ker * ch * out).map(|_| rng.random::<f32>()).collect();
+        let mut c = c0.clone();
+        gemm_rows_t(ker * ch, out, m, &sig, ch, &g, 1.0, &mut c);
+        for i in 0..c.len() {
+            let w = want[i] + f64::from(c0[i]);
+            assert!((f64::from(c[i]) - w).abs() < 1e-5, "[{i}] {} vs {w}", c[i]);
         }
     }
 

@@ -9,6 +9,7 @@ pub mod gemm;
 pub mod langevin;
 pub mod mlp;
 pub mod seq_conv;
+pub mod seq_conv_train;
 
 /// Rows per independent work unit of the fused kernels. Fixed (ours), never derived from the
 /// thread count, so a result does not depend on how many threads rayon runs.
@@ -26,6 +27,33 @@ pub trait HostPotential: Sync {
     /// `x: [batch, dim]` row-major in; per-sample energy `[batch]` and gradient
     /// `[batch, dim]` out (`energy.len()` gives the batch).
     fn energy_and_grad(&self, x: &[f32], energy: &mut [f32], grad: &mut [f32]);
+}
+
+/// Parameter gradients of the Energy Matching losses on plain f32 host buffers: the fused
+/// counterpart of burn's autodiff through [`crate::loss::flow_loss`] and
+/// [`crate::loss::cd_loss`], used by the trainer on the CPU backend. Gradients are flat
+/// vectors in the kernel's own layout; [`HostTrainer::gradients`] maps one to burn's
+/// parameters.
+pub trait HostTrainer: Sync {
+    /// Flat input dimension.
+    fn dim(&self) -> usize;
+
+    /// The flow loss `(1 / B) sum_b w_b (1 / D) |grad V(x_b) + target_b|^2` (`target` is
+    /// `x1 - x0`, so this is the squared error of `-grad V` against it) and its parameter
+    /// gradient, for `x, target: [B, dim]` and `weight: [B]`.
+    fn flow_loss_grad(&self, x: &[f32], target: &[f32], weight: &[f32]) -> (f64, Vec<f32>);
+
+    /// Energies `V(x_b)` and the parameter gradient of `sum_b coef_b V(x_b)`.
+    fn energy_grad(&self, x: &[f32], coef: &[f32]) -> (Vec<f32>, Vec<f32>);
+
+    /// A flat gradient as burn tensors keyed by parameter id, on `device`.
+    fn gradients(&self, grad: &[f32], device: &Device) -> burn::optim::GradientsParams;
+}
+
+/// Whether `t` lives on the flex CPU device in f32, with or without autodiff: where the
+/// trainer can use a [`HostTrainer`].
+pub fn is_flex_f32<const D: usize>(t: &Tensor<D>) -> bool {
+    t.device().inner() == Device::flex() && t.dtype() == DType::F32
 }
 
 /// Whether `t` lives on the plain (non-autodiff) flex CPU device in f32: the case the fused

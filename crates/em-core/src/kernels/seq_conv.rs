@@ -16,19 +16,19 @@ use super::{HostPotential, host_values};
 use crate::nn::{Activation, Conv1d, SeqConvPotential, SeqReadout};
 
 /// Samples per rayon work unit (ours; fixed, so results do not depend on the thread count).
-const SAMPLE_CHUNK: usize = 8;
+pub(super) const SAMPLE_CHUNK: usize = 8;
 
 /// A 'same' convolution as two GEMM operands.
 #[derive(Debug, Clone)]
-struct Conv {
+pub(super) struct Conv {
     /// Forward `[k * c_in, c_out]`: row `j * c_in + ci` is `w[co, ci, j]`.
-    fwd: Vec<f32>,
+    pub(super) fwd: Vec<f32>,
     /// Input VJP `[k * c_out, c_in]`: row `j * c_out + co` is `w[co, ci, k - 1 - j]`.
-    bwd: Vec<f32>,
-    b: Vec<f32>,
-    c_in: usize,
-    c_out: usize,
-    k: usize,
+    pub(super) bwd: Vec<f32>,
+    pub(super) b: Vec<f32>,
+    pub(super) c_in: usize,
+    pub(super) c_out: usize,
+    pub(super) k: usize,
 }
 
 impl Conv {
@@ -57,7 +57,7 @@ impl Conv {
     }
 
     /// `out[interior] (+)= conv(inp)`: both padded buffers, `inp` with `c_in` columns.
-    fn forward(&self, inp: &[f32], len: usize, beta: f32, out: &mut [f32]) {
+    pub(super) fn forward(&self, inp: &[f32], len: usize, beta: f32, out: &mut [f32]) {
         let p = (self.k - 1) / 2;
         let o = &mut out[p * self.c_out..(p + len) * self.c_out];
         gemm_rows(
@@ -74,7 +74,7 @@ impl Conv {
     }
 
     /// `out[interior] (+)= conv^T(g)`: the transposed convolution, padded buffers.
-    fn backward(&self, g: &[f32], len: usize, beta: f32, out: &mut [f32]) {
+    pub(super) fn backward(&self, g: &[f32], len: usize, beta: f32, out: &mut [f32]) {
         let p = (self.k - 1) / 2;
         let o = &mut out[p * self.c_in..(p + len) * self.c_in];
         gemm_rows(
@@ -93,7 +93,7 @@ impl Conv {
 
 /// The readout as this kernel holds it.
 #[derive(Debug, Clone)]
-enum Readout {
+pub(super) enum Readout {
     Mean,
     Flatten,
     /// `V = s * sum_l head(h_l + e_l)`.
@@ -129,17 +129,17 @@ struct Workspace {
 /// A snapshot of a [`SeqConvPotential`]'s weights as plain f32, with a workspace pool.
 #[derive(Debug)]
 pub struct FusedSeqConv {
-    input: Conv,
-    blocks: Vec<(Conv, Conv)>,
+    pub(super) input: Conv,
+    pub(super) blocks: Vec<(Conv, Conv)>,
     /// Head `l1` with its rows in this kernel's `[length, hidden]` order.
-    l1: Dense,
-    l2_w: Vec<f32>,
-    l2_b: f32,
-    act: Activation,
-    readout: Readout,
-    length: usize,
-    channels: usize,
-    alpha: f32,
+    pub(super) l1: Dense,
+    pub(super) l2_w: Vec<f32>,
+    pub(super) l2_b: f32,
+    pub(super) act: Activation,
+    pub(super) readout: Readout,
+    pub(super) length: usize,
+    pub(super) channels: usize,
+    pub(super) alpha: f32,
     pool: Mutex<Vec<Workspace>>,
 }
 
@@ -198,7 +198,7 @@ impl FusedSeqConv {
         }
     }
 
-    fn pad(&self) -> usize {
+    pub(super) fn pad(&self) -> usize {
         (self.input.k - 1) / 2
     }
 
@@ -227,14 +227,14 @@ impl FusedSeqConv {
     }
 
     /// Rows of sample `s`'s interior in a stacked buffer with `c` columns.
-    fn interior(&self, s: usize, c: usize) -> std::ops::Range<usize> {
+    pub(super) fn interior(&self, s: usize, c: usize) -> std::ops::Range<usize> {
         let (p, len) = (self.pad(), self.length);
         let start = s * (len + 2 * p) + p;
         start * c..(start + len) * c
     }
 
     /// Zeroes the `p` pad rows on both sides of each of `samples` stacked samples.
-    fn zero_pads(&self, buf: &mut [f32], c: usize, samples: usize) {
+    pub(super) fn zero_pads(&self, buf: &mut [f32], c: usize, samples: usize) {
         let (p, len) = (self.pad(), self.length);
         for s in 0..samples {
             let base = s * (len + 2 * p);

@@ -14,7 +14,10 @@ use super::pool::{mean_over_length, mean_over_length_vjp};
 use super::position_sum::PositionSum;
 use super::residual::{ResidualConv1dBlock, ResidualConv1dCache};
 use crate::error::Error;
-use crate::kernels::{HostPotential, is_host_f32, seq_conv::FusedSeqConv};
+use crate::kernels::seq_conv_train::SeqConvTrainer;
+use crate::kernels::{
+    HostPotential, HostTrainer, is_flex_f32, is_host_f32, seq_conv::FusedSeqConv,
+};
 use crate::potential::Potential;
 
 /// How the convolutional features `[b, hidden, L]` reach the MLP head.
@@ -275,6 +278,15 @@ impl Potential for SeqConvPotential {
     /// The fused kernel, for every readout, on the plain f32 flex device.
     fn host_kernel(&self) -> Option<Box<dyn HostPotential>> {
         is_host_f32(&self.input.weight.val()).then(|| Box::new(FusedSeqConv::new(self)) as _)
+    }
+
+    /// The hand-derived training gradients, for the position-sum readout on the flex f32
+    /// device (mean and flatten readouts train through burn's autodiff).
+    fn host_trainer(&self) -> Option<Box<dyn HostTrainer>> {
+        if !is_flex_f32(&self.input.weight.val()) {
+            return None;
+        }
+        SeqConvTrainer::new(self).map(|t| Box::new(t) as _)
     }
 }
 

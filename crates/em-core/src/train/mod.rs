@@ -27,6 +27,8 @@ pub use ema::Ema;
 use crate::checkpoint::{self, CheckpointMeta};
 use crate::data::DataMatrix;
 use crate::error::{Error, Result};
+use crate::kernels::{HostTrainer, host_values};
+use crate::loss::flow::time_weight;
 use crate::loss::{FlowBatch, cd_loss, flow_loss, negatives};
 use crate::potential::Potential;
 
@@ -68,6 +70,16 @@ pub struct Trainer<M> {
     device: Device,
     ckpt_dir: Option<PathBuf>,
     log: Option<(PathBuf, File)>,
+    host_kernels: bool,
+}
+
+/// One step's loss values and summed parameter gradient (before clipping).
+struct Terms {
+    flow: f64,
+    cd: Option<f64>,
+    grads: GradientsParams,
+    /// Gradient norms of the flow and contrastive terms (CD phase only).
+    split: Option<(f64, f64)>,
 }
 
 /// Seed of the RNG used by step `step` of a run seeded with `seed` (splitmix64 mixing).
@@ -92,7 +104,15 @@ impl<M: Module + Potential> Trainer<M> {
             device,
             ckpt_dir: None,
             log: None,
+            host_kernels: true,
         }
+    }
+
+    /// Whether steps may use the potential's hand-derived [`Potential::host_trainer`]
+    /// gradients (default `true`); `false` keeps burn's autodiff, the reference path.
+    pub fn with_host_kernels(mut self, on: bool) -> Self {
+        self.host_kernels = on;
+        self
     }
 
     /// Writes checkpoints to `dir` (every `checkpoint_every` steps and at the end of `fit`).
@@ -199,40 +219,22 @@ impl<M: Module + Potential> Trainer<M> {
         let mut rng = StdRng::seed_from_u64(step_seed(cfg.seed, step));
         let x1 = data.sample_batch(cfg.batch_size, &mut rng, &self.device);
         let batch = FlowBatch::draw(x1.clone(), cfg.ot, &mut rng)?;
-        let flow = flow_loss(&self.model, &batch, cfg.t_cut);
-        let flow_val = scalar(&flow);
-        if !flow_val.is_finite() {
-            return Err(nonfinite(step, "flow loss"));
-        }
         let flow_phase = self.settings.is_flow_phase(step);
-        let (mut grads, cd_val, split) = if flow_phase {
-            let grads = GradientsParams::from_grads(flow.backward(), &self.model);
-            (grads, None, None)
+        let host = if self.host_kernels {
+            self.model.host_trainer()
         } else {
-            let sampler = self.model.valid();
-            let inner = self.device.clone().inner();
-            let starts = Tensor::<2>::from_data(x1.to_data(), &inner);
-            let neg = negatives(
-                &sampler,
-                starts,
-                &self.settings.chains(),
-                &mut rng,
-                &self.device,
-            )?;
-            let cd = cd_loss(&self.model, x1, neg, cfg.lambda_cd, cfg.cd_clamp);
-            let cd_val = scalar(&cd);
-            if !cd_val.is_finite() {
-                return Err(nonfinite(step, "contrastive term"));
-            }
-            // The two terms' graphs share only the parameters, so two backward passes cost
-            // what one on the sum costs and give each term's gradient norm.
-            let g_flow = GradientsParams::from_grads(flow.backward(), &self.model);
-            let g_cd = GradientsParams::from_grads(cd.backward(), &self.model);
-            let n_flow = clip::global_norm(&self.model, &g_flow);
-            let n_cd = clip::global_norm(&self.model, &g_cd);
-            let grads = clip::add_grads(&self.model, g_flow, g_cd);
-            (grads, Some(cd_val), Some((n_flow, n_cd)))
+            None
         };
+        let terms = match host {
+            Some(kernel) => self.host_terms(&*kernel, x1, &batch, flow_phase, &mut rng)?,
+            None => self.burn_terms(x1, &batch, flow_phase, &mut rng)?,
+        };
+        let Terms {
+            flow: flow_val,
+            cd: cd_val,
+            mut grads,
+            split,
+        } = terms;
         let grad_norm = clip::clip_global_norm(&self.model, &mut grads, cfg.grad_clip);
         if !grad_norm.is_finite() {
             return Err(nonfinite(step, "gradient norm"));
@@ -261,6 +263,129 @@ impl<M: Module + Potential> Trainer<M> {
             })?;
         }
         Ok(report)
+    }
+
+    /// The flow (and, after the warm-up, contrastive) terms through burn's autodiff.
+    fn burn_terms(
+        &self,
+        x1: Tensor<2>,
+        batch: &FlowBatch,
+        flow_phase: bool,
+        rng: &mut StdRng,
+    ) -> Result<Terms> {
+        let cfg = self.settings.config();
+        let step = self.step;
+        let flow = flow_loss(&self.model, batch, cfg.t_cut);
+        let flow_val = scalar(&flow);
+        if !flow_val.is_finite() {
+            return Err(nonfinite(step, "flow loss"));
+        }
+        if flow_phase {
+            let grads = GradientsParams::from_grads(flow.backward(), &self.model);
+            return Ok(Terms {
+                flow: flow_val,
+                cd: None,
+                grads,
+                split: None,
+            });
+        }
+        let neg = self.draw_negatives(&x1, rng)?;
+        let cd = cd_loss(&self.model, x1, neg, cfg.lambda_cd, cfg.cd_clamp);
+        let cd_val = scalar(&cd);
+        if !cd_val.is_finite() {
+            return Err(nonfinite(step, "contrastive term"));
+        }
+        // The two terms' graphs share only the parameters, so two backward passes cost
+        // what one on the sum costs and give each term's gradient norm.
+        let g_flow = GradientsParams::from_grads(flow.backward(), &self.model);
+        let g_cd = GradientsParams::from_grads(cd.backward(), &self.model);
+        let n_flow = clip::global_norm(&self.model, &g_flow);
+        let n_cd = clip::global_norm(&self.model, &g_cd);
+        Ok(Terms {
+            flow: flow_val,
+            cd: Some(cd_val),
+            grads: clip::add_grads(&self.model, g_flow, g_cd),
+            split: Some((n_flow, n_cd)),
+        })
+    }
+
+    /// The same terms through the potential's hand-derived f32 gradients (same negatives,
+    /// same RNG stream as [`Self::burn_terms`]).
+    fn host_terms(
+        &self,
+        kernel: &dyn HostTrainer,
+        x1: Tensor<2>,
+        batch: &FlowBatch,
+        flow_phase: bool,
+        rng: &mut StdRng,
+    ) -> Result<Terms> {
+        let cfg = self.settings.config();
+        let step = self.step;
+        let xt = host_values(batch.x_t());
+        let target = host_values(batch.x1.clone() - batch.x0.clone());
+        let w: Vec<f32> = batch
+            .t
+            .iter()
+            .map(|&t| time_weight(f64::from(t), cfg.t_cut) as f32)
+            .collect();
+        let (flow_val, g_flow) = kernel.flow_loss_grad(&xt, &target, &w);
+        if !flow_val.is_finite() {
+            return Err(nonfinite(step, "flow loss"));
+        }
+        let inner = self.device.clone().inner();
+        if flow_phase {
+            return Ok(Terms {
+                flow: flow_val,
+                cd: None,
+                grads: kernel.gradients(&g_flow, &inner),
+                split: None,
+            });
+        }
+        let neg = self.draw_negatives(&x1, rng)?;
+        let (n_pos, n_neg) = (x1.dims()[0], neg.dims()[0]);
+        let mut x = host_values(x1);
+        x.extend(host_values(neg));
+        let lambda = cfg.lambda_cd;
+        let coef: Vec<f32> = (0..n_pos + n_neg)
+            .map(|i| {
+                if i < n_pos {
+                    (lambda / n_pos as f64) as f32
+                } else {
+                    (-lambda / n_neg as f64) as f32
+                }
+            })
+            .collect();
+        let (energies, mut g_cd) = kernel.energy_grad(&x, &coef);
+        let mean = |e: &[f32]| e.iter().map(|&v| f64::from(v)).sum::<f64>() / e.len() as f64;
+        let raw = lambda * (mean(&energies[..n_pos]) - mean(&energies[n_pos..]));
+        if !raw.is_finite() {
+            return Err(nonfinite(step, "contrastive term"));
+        }
+        // Clamped, the term is the constant -clamp: no gradient (as burn's clamp_min).
+        let cd_val = if raw < -cfg.cd_clamp {
+            g_cd.fill(0.0);
+            -cfg.cd_clamp
+        } else {
+            raw
+        };
+        let norm = |g: &[f32]| g.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>().sqrt();
+        let split = (norm(&g_flow), norm(&g_cd));
+        let total: Vec<f32> = g_flow.iter().zip(&g_cd).map(|(a, b)| a + b).collect();
+        Ok(Terms {
+            flow: flow_val,
+            cd: Some(cd_val),
+            grads: kernel.gradients(&total, &inner),
+            split: Some(split),
+        })
+    }
+
+    /// Detached negatives from the data batch `x1` (sampled with the current weights, not
+    /// the EMA, off the autodiff graph).
+    fn draw_negatives(&self, x1: &Tensor<2>, rng: &mut StdRng) -> Result<Tensor<2>> {
+        let sampler = self.model.valid();
+        let inner = self.device.clone().inner();
+        let starts = Tensor::<2>::from_data(x1.to_data(), &inner);
+        negatives(&sampler, starts, &self.settings.chains(), rng, &self.device)
     }
 
     /// Trains until `total_steps`, checkpointing every `checkpoint_every` steps and at the end.
