@@ -33,16 +33,23 @@ fn weights<M: Module>(m: &M) -> Vec<f32> {
 const LEN: usize = 9;
 const CH: usize = 4;
 
+/// The device RNG is shared by the tests of this binary, which run in parallel: seed and
+/// draw under one lock so every call gets the same initial weights.
 fn model() -> SeqConvPotential {
+    static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = INIT.lock().unwrap_or_else(|e| e.into_inner());
     let dev = Device::flex().autodiff();
     dev.seed(3);
-    SeqConvPotentialConfig::new(LEN, CH)
+    let model = SeqConvPotentialConfig::new(LEN, CH)
         .with_hidden_channels(8)
         .with_blocks(2)
         .with_head_hidden(6)
         .with_readout(SeqReadout::PositionSum)
         .with_output_scale(10.0)
-        .init(&dev)
+        .init(&dev);
+    // burn initialises parameters lazily, at first use: draw them now, under the lock.
+    weights(&model);
+    model
 }
 
 /// One-hot rows in [-1, 1] with a preferred residue per position (data with structure).

@@ -26,8 +26,12 @@ pub fn exp(x: f32) -> f32 {
         * r
         + 0.5;
     let e = p * r2 + r + 1.0;
-    // 2^n by building the exponent bits; n + 127 is in [1, 254] after the clamp.
-    e * f32::from_bits(((n as i32 + 127) as u32) << 23)
+    // 2^n by building the exponent bits; n + 127 is in [1, 254] after the clamp. The integer
+    // n is read from the low mantissa bits of n + 1.5 * 2^23 (a bitcast): a float -> int `as`
+    // saturates and maps NaN to 0, a branch per element that keeps the loop scalar.
+    const MAGIC: f32 = 12_582_912.0;
+    let n_bits = (n + MAGIC).to_bits().wrapping_sub(MAGIC.to_bits());
+    e * f32::from_bits(n_bits.wrapping_add(127) << 23)
 }
 
 /// `(act(z), act'(z))` of one pre-activation, all through [`exp`] except softplus's log.

@@ -10,6 +10,7 @@ pub mod langevin;
 pub mod mlp;
 pub mod seq_conv;
 pub mod seq_conv_train;
+pub mod tile_gemm;
 
 /// Rows per independent work unit of the fused kernels. Fixed (ours), never derived from the
 /// thread count, so a result does not depend on how many threads rayon runs.
