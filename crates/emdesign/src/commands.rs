@@ -9,7 +9,7 @@ use anyhow::{Result, bail};
 use crate::cli::{Cli, Command, DataCommand, RunArgs, ToyArgs, WorkflowArgs};
 use crate::progress::Progress;
 use crate::protein;
-use crate::stage::{self, Runner, Status, cache, run_dir};
+use crate::stage::{self, Runner, Status, TOOL, cache, run_dir};
 use crate::workflow::plan::{Body, TOY_TARGETS};
 use crate::workflow::{self, Plan, Source};
 
@@ -73,7 +73,7 @@ fn execute(
         );
     }
     let run_dir = &plan.workflow.run_dir;
-    run_dir::prepare(run_dir, workflow_file, plan.stage_names())?;
+    run_dir::prepare(&TOOL, run_dir, workflow_file, plan.stage_names())?;
     // Unchanged: not rewritten (an all-fresh rerun then writes nothing it need not).
     let resolved = plan.resolved_toml()?;
     let resolved_path = run_dir.join("resolved.toml");
@@ -82,6 +82,7 @@ fn execute(
     }
     let progress = Progress::new(quiet);
     let runner = Runner {
+        tool: &TOOL,
         run_dir: run_dir.clone(),
         force,
         progress: progress.clone(),
@@ -147,6 +148,7 @@ fn check(path: &Path) -> Result<()> {
 fn list_stages(args: &WorkflowArgs, data_dir: Option<&Path>) -> Result<()> {
     let plan = workflow::load(&args.workflow, args.run_dir.as_deref())?;
     let runner = Runner {
+        tool: &TOOL,
         run_dir: plan.workflow.run_dir.clone(),
         force: None,
         progress: Progress::new(true),
@@ -168,7 +170,7 @@ fn clean(args: &WorkflowArgs) -> Result<()> {
         println!("nothing to clean: {} does not exist", dir.display());
         return Ok(());
     }
-    let done = run_dir::clean(dir, Some(&args.workflow), plan.stage_names())?;
+    let done = run_dir::clean(&TOOL, dir, Some(&args.workflow), plan.stage_names())?;
     if done.removed_dir {
         println!("removed {}", dir.display());
     } else {
