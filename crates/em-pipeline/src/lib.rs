@@ -8,6 +8,37 @@
 //! kill), holds the [`RunLock`] meanwhile and tells a [`Progress`] what happens, which the
 //! application renders. [`run_dir`] makes a run directory owned by its [`Tool`], so that
 //! cleaning it removes only what the tool wrote.
+//!
+//! ```
+//! use em_pipeline::{Outcome, Runner, Silent, Stage, StageCtx, Status, Tool};
+//!
+//! struct Hello;
+//! impl Stage for Hello {
+//!     fn name(&self) -> &str { "hello" }
+//!     fn kind(&self) -> &str { "example.hello" }
+//!     fn config(&self) -> serde_json::Value { serde_json::json!({ "greeting": "hi" }) }
+//!     fn run(&self, ctx: &StageCtx) -> anyhow::Result<Outcome> {
+//!         std::fs::write(ctx.out.join("hello.txt"), "hi")?;
+//!         Ok(Outcome::default())
+//!     }
+//! }
+//!
+//! const TOOL: Tool = Tool {
+//!     name: "example",
+//!     marker: ".example-run",
+//!     marker_text: "an example run directory\n",
+//!     run_files: &[],
+//!     choose_run_dir: "another folder",
+//!     example_run_dir: |stem| format!("`runs/{stem}`"),
+//! };
+//! let dir = tempfile::tempdir()?;
+//! let runner = Runner { tool: &TOOL, run_dir: dir.path().into(), force: None, progress: Silent };
+//! let stages: Vec<Box<dyn Stage>> = vec![Box::new(Hello)];
+//! assert_eq!(runner.run(&stages)?[0].status, Status::Ran);
+//! assert_eq!(runner.run(&stages)?[0].status, Status::Fresh); // key and checksums match
+//! assert_eq!(std::fs::read_to_string(dir.path().join("hello/hello.txt"))?, "hi");
+//! # Ok::<(), anyhow::Error>(())
+//! ```
 
 pub mod cache;
 pub mod progress;
