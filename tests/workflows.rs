@@ -301,3 +301,52 @@ fn short_negatives_allowed_by_override_are_reported() {
     let share = summary["cd_share"]["median"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&share), "{summary}");
 }
+
+/// `plan --json`: the stage graph (ids, upstream edges, output folders, keys) before a run,
+/// and the same keys the run then records, every stage fresh afterwards.
+#[test]
+fn plan_json_prints_the_stage_graph_with_the_keys_a_run_records() {
+    let dir = Dir::new();
+    dir.fixture("toy2d-tiny.toml");
+    let plan = |dir: &Dir| -> serde_json::Value {
+        let out = TestCommand::new(dir)
+            .args(["plan", "toy2d-tiny.toml", "--json"])
+            .stdout();
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+    };
+    let before = plan(&dir);
+    assert_eq!(before["kind"], "toy2d");
+    let stages = before["stages"].as_array().unwrap();
+    let ids: Vec<&str> = stages.iter().map(|s| s["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["data", "energy", "sample", "report"]);
+    assert_eq!(stages[0]["upstream"], serde_json::json!([]));
+    assert_eq!(stages[1]["upstream"], serde_json::json!(["data"]));
+    assert_eq!(stages[1]["kind"], "toy2d.energy");
+    for s in stages {
+        assert_eq!(s["fresh"], false, "{s}");
+        assert_eq!(s["key"].as_str().unwrap().len(), 64, "{s}");
+        let output = std::path::Path::new(s["output"].as_str().unwrap());
+        assert!(
+            output.ends_with(format!("run/{}", s["id"].as_str().unwrap())),
+            "{s}"
+        );
+    }
+    assert!(
+        !dir.join("run").exists(),
+        "plan must not create the run directory"
+    );
+
+    run_tiny(&dir, &[]);
+    let after = plan(&dir);
+    let summary: serde_json::Value = serde_json::from_str(&dir.read("run/summary.json")).unwrap();
+    for (i, s) in after["stages"].as_array().unwrap().iter().enumerate() {
+        assert_eq!(s["fresh"], true, "{s}");
+        assert_eq!(s["key"], before["stages"][i]["key"], "{s}");
+        assert_eq!(s["key"], summary[i]["key"], "{s}");
+    }
+    // The plain listing under its old name still works.
+    let list = TestCommand::new(&dir)
+        .args(["list-stages", "toy2d-tiny.toml"])
+        .stdout();
+    assert_eq!(list.lines().count(), 4, "{list}");
+}

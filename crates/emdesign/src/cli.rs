@@ -1,5 +1,5 @@
-//! The command line, as clap derive types: `run`, `check`, `list-stages`, `clean`, `toy`,
-//! `data`, `oracle`, `eval`. Parsing only; `commands.rs` does the work.
+//! The command line, as clap derive types: `run`, `check`, `plan` (alias `list-stages`),
+//! `clean`, `toy`, `data`, `oracle`, `eval`. Parsing only; `commands.rs` does the work.
 
 use std::path::PathBuf;
 
@@ -27,8 +27,10 @@ pub enum Command {
         /// The workflow TOML file.
         workflow: PathBuf,
     },
-    /// List a workflow's stages with their cache key and whether they are fresh.
-    ListStages(WorkflowArgs),
+    /// List a workflow's stages with their cache key and whether they are fresh; `--json`
+    /// prints the stage graph (ids, inputs, outputs, keys) for a workflow engine.
+    #[command(visible_alias = "list-stages")]
+    Plan(PlanArgs),
     /// Remove a workflow's run directory.
     Clean(WorkflowArgs),
     /// Shortcut for the 2D workflow: train Energy Matching on a 2D target and sample it.
@@ -93,6 +95,17 @@ pub struct WorkflowArgs {
     /// Run directory (default: the workflow's `run_dir`).
     #[arg(long, value_name = "DIR")]
     pub run_dir: Option<PathBuf>,
+}
+
+/// Arguments of `emdesign plan`.
+#[derive(Args, Debug)]
+pub struct PlanArgs {
+    /// The workflow and its run directory.
+    #[command(flatten)]
+    pub workflow: WorkflowArgs,
+    /// Print the stage graph as JSON instead of one line per stage.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Arguments of `emdesign toy`.

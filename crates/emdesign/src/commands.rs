@@ -6,10 +6,10 @@ use std::time::Instant;
 
 use anyhow::{Result, bail};
 
-use crate::cli::{Cli, Command, DataCommand, RunArgs, ToyArgs, WorkflowArgs};
+use crate::cli::{Cli, Command, DataCommand, PlanArgs, RunArgs, ToyArgs, WorkflowArgs};
 use crate::progress::Progress;
 use crate::protein;
-use crate::stage::{self, Runner, Status, cache, run_dir};
+use crate::stage::{self, Runner, Status, TOOL, cache, run_dir};
 use crate::workflow::plan::{Body, TOY_TARGETS};
 use crate::workflow::{self, Plan, Source};
 
@@ -22,7 +22,7 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Run(args) => run_workflow(&args, data_dir),
         Command::Check { workflow } => check(&workflow),
-        Command::ListStages(args) => list_stages(&args, data_dir),
+        Command::Plan(args) => plan(&args, data_dir),
         Command::Clean(args) => clean(&args),
         Command::Toy(args) => toy(&args),
         Command::Data {
@@ -73,7 +73,7 @@ fn execute(
         );
     }
     let run_dir = &plan.workflow.run_dir;
-    run_dir::prepare(run_dir, workflow_file, plan.stage_names())?;
+    run_dir::prepare(&TOOL, run_dir, workflow_file, plan.stage_names())?;
     // Unchanged: not rewritten (an all-fresh rerun then writes nothing it need not).
     let resolved = plan.resolved_toml()?;
     let resolved_path = run_dir.join("resolved.toml");
@@ -82,6 +82,7 @@ fn execute(
     }
     let progress = Progress::new(quiet);
     let runner = Runner {
+        tool: &TOOL,
         run_dir: run_dir.clone(),
         force,
         progress: progress.clone(),
@@ -144,18 +145,43 @@ fn check(path: &Path) -> Result<()> {
     Ok(())
 }
 
-fn list_stages(args: &WorkflowArgs, data_dir: Option<&Path>) -> Result<()> {
-    let plan = workflow::load(&args.workflow, args.run_dir.as_deref())?;
+/// `emdesign plan`: each stage's key and freshness, one line per stage or (`--json`) the stage
+/// graph: `{workflow, kind, run_dir, stages: [{id, kind, upstream, input_files, output, key,
+/// fresh}]}` in run order.
+fn plan(args: &PlanArgs, data_dir: Option<&Path>) -> Result<()> {
+    let wf = &args.workflow;
+    let plan = workflow::load(&wf.workflow, wf.run_dir.as_deref())?;
     let runner = Runner {
+        tool: &TOOL,
         run_dir: plan.workflow.run_dir.clone(),
         force: None,
         progress: Progress::new(true),
     };
-    for (name, key, fresh) in runner.status(&stage::build(&plan, data_dir)?)? {
+    let stages = runner.plan(&stage::build(&plan, data_dir)?)?;
+    if args.json {
+        /// The printed graph (a struct, so fields keep this order).
+        #[derive(serde::Serialize)]
+        struct Graph<'a> {
+            workflow: &'a Path,
+            kind: &'a str,
+            run_dir: &'a Path,
+            stages: &'a [em_pipeline::PlannedStage],
+        }
+        let graph = Graph {
+            workflow: &wf.workflow,
+            kind: &plan.workflow.kind,
+            run_dir: &plan.workflow.run_dir,
+            stages: &stages,
+        };
+        println!("{}", serde_json::to_string_pretty(&graph)?);
+        return Ok(());
+    }
+    for s in stages {
         println!(
-            "{name:<10} {:<6} {}",
-            if fresh { "fresh" } else { "stale" },
-            key.short()
+            "{:<10} {:<6} {}",
+            s.id,
+            if s.fresh { "fresh" } else { "stale" },
+            s.key.short()
         );
     }
     Ok(())
@@ -168,7 +194,7 @@ fn clean(args: &WorkflowArgs) -> Result<()> {
         println!("nothing to clean: {} does not exist", dir.display());
         return Ok(());
     }
-    let done = run_dir::clean(dir, Some(&args.workflow), plan.stage_names())?;
+    let done = run_dir::clean(&TOOL, dir, Some(&args.workflow), plan.stage_names())?;
     if done.removed_dir {
         println!("removed {}", dir.display());
     } else {

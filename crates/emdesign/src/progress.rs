@@ -1,7 +1,7 @@
-//! Progress display: indicatif bars on stderr when it is a terminal; when it is not (output
-//! redirected to a log), a line when each stage starts and a plain-text progress line every
-//! [`PLAIN_EVERY`]; nothing with `--quiet`. The one-line stage summaries go to stdout
-//! (suppressed by `--quiet`).
+//! Progress display, em-pipeline's [`em_pipeline::Progress`] drawn: indicatif bars on stderr
+//! when it is a terminal; when it is not (output redirected to a log), a line when each stage
+//! starts and a plain-text progress line every [`PLAIN_EVERY`]; nothing with `--quiet`. The
+//! one-line stage summaries go to stdout (suppressed by `--quiet`).
 
 use std::io::IsTerminal;
 use std::sync::Mutex;
@@ -111,19 +111,48 @@ impl Progress {
         bar
     }
 
-    /// Say on stderr that stage `name` starts, when progress is plain text (on a terminal
-    /// the bar says it).
-    pub fn stage_started(&self, name: &str) {
-        if self.plain() {
-            eprintln!("{name}: running");
-        }
-    }
-
     /// Print one summary line (stdout) unless quiet.
     pub fn line(&self, text: &str) {
         if !self.quiet {
             println!("{text}");
         }
+    }
+}
+
+/// An indicatif bar as a stage's [`em_pipeline::ProgressBar`].
+struct Shown(ProgressBar);
+
+impl em_pipeline::ProgressBar for Shown {
+    fn set_position(&self, pos: u64) {
+        self.0.set_position(pos);
+    }
+    fn inc(&self, delta: u64) {
+        self.0.inc(delta);
+    }
+    fn set_message(&self, msg: String) {
+        self.0.set_message(msg);
+    }
+    fn finish_and_clear(&self) {
+        self.0.finish_and_clear();
+    }
+}
+
+impl em_pipeline::Progress for Progress {
+    fn bar(&self, name: &str, len: u64) -> em_pipeline::Bar {
+        Box::new(Shown(Progress::bar(self, name, len)))
+    }
+
+    /// Say on stderr that stage `name` starts, when progress is plain text (on a terminal
+    /// the bar says it).
+    fn stage_started(&self, name: &str) {
+        if self.plain() {
+            eprintln!("{name}: running");
+        }
+    }
+
+    /// The stage's one-line summary (stdout) unless quiet.
+    fn stage_done(&self, report: &em_pipeline::StageReport) {
+        self.line(&em_pipeline::runner::summary_line(report));
     }
 }
 

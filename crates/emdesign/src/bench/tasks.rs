@@ -170,6 +170,7 @@ fn run_stages(
     let wf = build(src, Some(dir))?;
     let stages = stage::build(&wf, data_dir)?;
     let runner = Runner {
+        tool: &stage::TOOL,
         run_dir: dir.to_path_buf(),
         force: None,
         progress: progress.clone(),

@@ -129,19 +129,19 @@ pub fn load_cfm(dir: &Path, cfg: &Image) -> Result<VectorField> {
 /// Appends every 10th step (and the last) to the loss log and moves the bar.
 struct Logger {
     file: std::fs::File,
-    bar: indicatif::ProgressBar,
+    bar: em_pipeline::Bar,
     total: u64,
     last: Option<StepReport>,
 }
 
 impl Logger {
-    fn new(path: &Path, bar: indicatif::ProgressBar, total: u64) -> Result<Self> {
+    fn new(path: &Path, bar: em_pipeline::Bar, total: u64) -> Result<Self> {
         Self::resuming(path, bar, total, 0)
     }
 
     /// A logger that first drops the lines of steps after `done` (logged by a killed run past
     /// its last checkpoint, so they are about to be redone).
-    fn resuming(path: &Path, bar: indicatif::ProgressBar, total: u64, done: u64) -> Result<Self> {
+    fn resuming(path: &Path, bar: em_pipeline::Bar, total: u64, done: u64) -> Result<Self> {
         if let Ok(text) = std::fs::read_to_string(path) {
             let kept: String = text
                 .lines()

@@ -122,7 +122,7 @@ pub fn check(stage: &str, est: &Estimate) -> Result<()> {
     Ok(())
 }
 
-/// A stage with a memory estimate, checked by the runner before it starts.
+/// A stage with a memory estimate, checked by the runner before it starts (its preflight).
 pub struct Bounded {
     /// The stage.
     pub inner: Box<dyn Stage>,
@@ -152,8 +152,9 @@ impl Stage for Bounded {
     fn key(&self, upstream: &[(String, super::cache::Key)]) -> Result<super::cache::Key> {
         self.inner.key(upstream)
     }
-    fn memory_estimate(&self) -> Option<&Estimate> {
-        Some(&self.estimate)
+    fn preflight(&self) -> Result<()> {
+        self.inner.preflight()?;
+        check(self.name(), &self.estimate)
     }
     fn run(&self, ctx: &StageCtx) -> Result<Outcome> {
         self.inner.run(ctx)

@@ -1,9 +1,7 @@
-//! Stages and the runner. A [`Stage`] declares its config, input files and upstream stages
-//! (which make up its cache key) and writes its outputs into the directory it is given; the
-//! [`Runner`] skips fresh stages, runs stale ones into a staging directory and renames it into
-//! place when the stage succeeds, completion record last.
+//! The stages of each workflow kind and [`build`], which lists a plan's stages in run order.
+//! The [`Stage`] trait, the [`Runner`], cache keys and run directories are em-pipeline's,
+//! re-exported here; [`TOOL`] is how emdesign names itself in the run directories it owns.
 
-pub mod cache;
 pub mod energy_train;
 pub mod image_data;
 pub mod image_metrics;
@@ -22,23 +20,31 @@ pub mod protein_fasta;
 pub mod protein_files;
 pub mod protein_report;
 pub mod published;
-pub mod run_dir;
-pub mod run_lock;
-pub mod runner;
 pub mod toy_data;
 pub mod toy_energy;
 pub mod toy_report;
 pub mod toy_sample;
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result};
-
-use crate::progress::Progress;
-use crate::workflow::plan::{Body, Plan};
-use cache::Key;
+pub use em_pipeline::{Outcome, Stage, StageCtx, cache, run_dir, runner};
 pub use runner::{Runner, Status};
+
+use crate::workflow::plan::{Body, Plan};
+
+/// emdesign as the owner of its run directories: the marker file and run-level files it
+/// writes there (what `clean` may remove) and how a user picks another folder.
+pub const TOOL: run_dir::Tool = run_dir::Tool {
+    name: "emdesign",
+    marker: ".emdesign-run",
+    marker_text: "This folder is an emdesign run directory. `emdesign clean` removes only \
+                  what emdesign wrote here (stage folders, resolved.toml, summary.json, this \
+                  marker).\n",
+    run_files: &["resolved.toml", "summary.json"],
+    choose_run_dir: "`run_dir` in [workflow], or `--run-dir`",
+    example_run_dir: |stem| format!("`run_dir = \"runs/{stem}\"` in [workflow], or `--run-dir`"),
+};
 
 /// The stages of a plan, in run order. Protein workflows need the data directory
 /// (`--data-dir` / `EMDESIGN_DATA`): its oracle and GGS predictor are located and verified
@@ -155,74 +161,4 @@ pub(crate) fn memory_bounded(
             None => inner,
         }
     }
-}
-
-/// What a stage reports when it finishes.
-#[derive(Debug, Default, Clone)]
-pub struct Outcome {
-    /// Headline numbers for the one-line summary (`("mmd", "0.012")`), in order.
-    pub headline: Vec<(String, String)>,
-    /// Anything else worth keeping in the record (JSON object).
-    pub metrics: serde_json::Value,
-}
-
-/// What a running stage sees.
-pub struct StageCtx<'a> {
-    /// Directory to write outputs into (renamed into place on success). For a resumable
-    /// stage it persists across kills and may already hold checkpoints.
-    pub out: &'a Path,
-    /// Finished output directories of the upstream stages, by name.
-    pub upstream: &'a BTreeMap<String, PathBuf>,
-    /// Progress bars.
-    pub progress: &'a Progress,
-}
-
-impl StageCtx<'_> {
-    /// The finished output directory of upstream stage `name`.
-    pub fn input(&self, name: &str) -> Result<&Path> {
-        self.upstream
-            .get(name)
-            .map(PathBuf::as_path)
-            .with_context(|| format!("stage input `{name}` is not an upstream stage"))
-    }
-}
-
-/// One step of a workflow.
-///
-/// To add a stage kind (e.g. the protein `predictor`): write a struct holding its checked
-/// settings from the plan and the seed, return them from [`Stage::config`], name the earlier
-/// stages it reads in [`Stage::upstream`] (their keys enter its key; their finished
-/// directories come through [`StageCtx::input`]), list external files in
-/// [`Stage::input_files`], write outputs under `ctx.out` only, and return headline numbers.
-/// A long stage that can continue after a kill returns `true` from [`Stage::resumable`] and
-/// keeps its checkpoints under `ctx.out`. Then list it in [`build`] for its workflow kind.
-pub trait Stage {
-    /// Name, unique in the workflow, and the name of its output directory (`energy`).
-    fn name(&self) -> &str;
-    /// Kind, part of the key (`toy2d.energy`).
-    fn kind(&self) -> &str;
-    /// The settings that determine its output (canonicalised and hashed into the key).
-    fn config(&self) -> serde_json::Value;
-    /// External files it reads (their contents are hashed into the key).
-    fn input_files(&self) -> Vec<PathBuf> {
-        Vec::new()
-    }
-    /// Earlier stages whose outputs it reads.
-    fn upstream(&self) -> Vec<&str> {
-        Vec::new()
-    }
-    /// Whether a killed run may resume from what it left in its staging directory.
-    fn resumable(&self) -> bool {
-        false
-    }
-    /// Estimated peak memory, checked against the machine's before the stage starts.
-    fn memory_estimate(&self) -> Option<&memory::Estimate> {
-        None
-    }
-    /// The cache key given the upstream stages' keys.
-    fn key(&self, upstream: &[(String, Key)]) -> Result<Key> {
-        cache::fingerprint(self.kind(), &self.config(), &self.input_files(), upstream)
-    }
-    /// Do the work, writing outputs under `ctx.out`.
-    fn run(&self, ctx: &StageCtx) -> Result<Outcome>;
 }

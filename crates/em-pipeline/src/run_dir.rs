@@ -1,29 +1,54 @@
-//! Ownership of a run directory: emdesign writes a marker file into each run directory it
-//! creates, refuses a run directory that holds the workflow file or someone else's files,
-//! and `clean` removes only the entries emdesign writes (stage folders, their staging
-//! folders, `resolved.toml`, `summary.json`, lock and marker), never the folder's other
-//! contents.
+//! Ownership of a run directory: a [`Tool`] writes its marker file into each run directory
+//! it creates, refuses a run directory that holds the workflow file or someone else's files,
+//! and [`clean`] removes only the entries the tool writes (stage folders, their staging
+//! folders, its run-level files, lock and marker), never the folder's other contents.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
-use super::cache::write_atomic;
+use crate::cache::write_atomic;
 
-/// Marker file emdesign writes into every run directory it creates or adopts.
-pub const MARKER: &str = ".emdesign-run";
+/// The program that owns run directories, as this module names it in files and messages.
+#[derive(Debug, Clone, Copy)]
+pub struct Tool {
+    /// Program name in messages (`emdesign`).
+    pub name: &'static str,
+    /// Marker file written into every run directory it creates or adopts (`.emdesign-run`).
+    pub marker: &'static str,
+    /// Contents of the marker file (what the folder is, for a curious user).
+    pub marker_text: &'static str,
+    /// Files it writes at the top of a run directory besides the stage folders, the marker
+    /// and the lock (`resolved.toml`).
+    pub run_files: &'static [&'static str],
+    /// How a user chooses the run directory, ending error messages
+    /// (`` `run_dir` in [workflow], or `--run-dir` ``).
+    pub choose_run_dir: &'static str,
+    /// The same, as an example for a workflow file stem (`` `run_dir = "runs/NAME"` in
+    /// [workflow], or `--run-dir` ``).
+    pub example_run_dir: fn(&str) -> String,
+}
 
-const MARKER_TEXT: &str = "This folder is an emdesign run directory. `emdesign clean` removes \
-only what emdesign wrote here (stage folders, resolved.toml, summary.json, this marker).\n";
+/// File name of the run lock at the top of a run directory.
+pub const LOCK: &str = ".lock";
 
-/// Files emdesign writes at the top of a run directory besides the stage folders.
-const RUN_FILES: [&str; 4] = [MARKER, "resolved.toml", "summary.json", ".lock"];
+impl Tool {
+    /// Whether `file` is one of the files written at the top of a run directory.
+    fn is_run_file(&self, file: &str) -> bool {
+        file == self.marker || file == LOCK || self.run_files.contains(&file)
+    }
 
-/// Whether `name`, an entry at the top of a run directory, is one emdesign writes for a
+    /// The lock of run directory `dir` (which must exist).
+    pub fn lock(&self, dir: &Path) -> Result<crate::RunLock> {
+        crate::RunLock::acquire(dir, self.name)
+    }
+}
+
+/// Whether `name`, an entry at the top of a run directory, is one `tool` writes for a
 /// workflow with these stages: a stage folder, its staging folder (`name.partial`,
 /// `.name.tmp`), a run-level file, or an atomic-write temp file of one of those.
-pub fn is_ours(name: &str, stages: &[&str]) -> bool {
-    if RUN_FILES.contains(&name) || stages.contains(&name) {
+pub fn is_ours(tool: &Tool, name: &str, stages: &[&str]) -> bool {
+    if tool.is_run_file(name) || stages.contains(&name) {
         return true;
     }
     if let Some(stem) = name.strip_suffix(".partial") {
@@ -34,7 +59,10 @@ pub fn is_ours(name: &str, stages: &[&str]) -> bool {
             return true;
         }
         // Atomic-write temp files: `.resolved.toml.<random>.tmp`, `.summary.json.<random>.tmp`
-        return RUN_FILES.iter().any(|f| {
+        let mut run_files = [tool.marker, LOCK]
+            .into_iter()
+            .chain(tool.run_files.iter().copied());
+        return run_files.any(|f| {
             inner
                 .strip_prefix(f)
                 .and_then(|rest| rest.strip_prefix('.'))
@@ -44,9 +72,9 @@ pub fn is_ours(name: &str, stages: &[&str]) -> bool {
     false
 }
 
-/// Entries at the top of `dir` that emdesign did not write, sorted (empty if `dir` is
+/// Entries at the top of `dir` that `tool` did not write, sorted (empty if `dir` is
 /// missing).
-pub fn foreign_entries(dir: &Path, stages: &[&str]) -> Result<Vec<String>> {
+pub fn foreign_entries(tool: &Tool, dir: &Path, stages: &[&str]) -> Result<Vec<String>> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -56,7 +84,7 @@ pub fn foreign_entries(dir: &Path, stages: &[&str]) -> Result<Vec<String>> {
     for entry in entries {
         let entry = entry.with_context(|| format!("cannot list {}", dir.display()))?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        if !is_ours(&name, stages) {
+        if !is_ours(tool, &name, stages) {
             out.push(name);
         }
     }
@@ -73,7 +101,7 @@ fn shown(names: &[String]) -> String {
 }
 
 /// Refuse a run directory that is, or lies above, the folder holding the workflow file.
-fn refuse_workflow_inside(dir: &Path, workflow: Option<&Path>) -> Result<()> {
+fn refuse_workflow_inside(tool: &Tool, dir: &Path, workflow: Option<&Path>) -> Result<()> {
     let (Some(wf), Ok(dir_c)) = (workflow, dir.canonicalize()) else {
         return Ok(());
     };
@@ -82,43 +110,47 @@ fn refuse_workflow_inside(dir: &Path, workflow: Option<&Path>) -> Result<()> {
     };
     if wf_c.starts_with(&dir_c) {
         bail!(
-            "run directory {} contains the workflow file {}: emdesign writes and cleans its run \
-             directory, so it must be a folder of its own (e.g. `run_dir = \"runs/{}\"` in \
-             [workflow], or `--run-dir`)",
+            "run directory {} contains the workflow file {}: {} writes and cleans its run \
+             directory, so it must be a folder of its own (e.g. {})",
             dir.display(),
             wf.display(),
-            wf.file_stem()
-                .map_or("NAME".into(), |s| s.to_string_lossy())
+            tool.name,
+            (tool.example_run_dir)(
+                &wf.file_stem()
+                    .map_or("NAME".into(), |s| s.to_string_lossy())
+            )
         );
     }
     Ok(())
 }
 
 /// Make `dir` ready for a run: create it with its marker, or accept it when it holds the
-/// marker, is empty, or holds only what emdesign writes (a run directory from before the
+/// marker, is empty, or holds only what `tool` writes (a run directory from before the
 /// marker). Refuses a run directory holding the workflow file or other files.
-pub fn prepare(dir: &Path, workflow: Option<&Path>, stages: &[&str]) -> Result<()> {
-    refuse_workflow_inside(dir, workflow)?;
-    if dir.join(MARKER).is_file() {
+pub fn prepare(tool: &Tool, dir: &Path, workflow: Option<&Path>, stages: &[&str]) -> Result<()> {
+    refuse_workflow_inside(tool, dir, workflow)?;
+    if dir.join(tool.marker).is_file() {
         return Ok(());
     }
     if dir.exists() {
         if !dir.is_dir() {
             bail!("run directory {} exists and is not a folder", dir.display());
         }
-        let foreign = foreign_entries(dir, stages)?;
+        let foreign = foreign_entries(tool, dir, stages)?;
         if !foreign.is_empty() {
             bail!(
-                "run directory {} already exists and holds files emdesign did not write ({}); \
-                 choose a new or empty folder (`run_dir` in [workflow], or `--run-dir`)",
+                "run directory {} already exists and holds files {} did not write ({}); \
+                 choose a new or empty folder ({})",
                 dir.display(),
-                shown(&foreign)
+                tool.name,
+                shown(&foreign),
+                tool.choose_run_dir
             );
         }
     }
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create run directory {}", dir.display()))?;
-    write_atomic(&dir.join(MARKER), MARKER_TEXT.as_bytes())
+    write_atomic(&dir.join(tool.marker), tool.marker_text.as_bytes())
 }
 
 /// What [`clean`] did.
@@ -126,34 +158,36 @@ pub fn prepare(dir: &Path, workflow: Option<&Path>, stages: &[&str]) -> Result<(
 pub struct Cleaned {
     /// Entries removed (names at the top of the run directory).
     pub removed: Vec<String>,
-    /// Entries kept because emdesign did not write them (the folder then stays).
+    /// Entries kept because the tool did not write them (the folder then stays).
     pub kept: Vec<String>,
     /// Whether the run directory itself was removed.
     pub removed_dir: bool,
 }
 
-/// Remove what emdesign wrote in `dir` (see [`is_ours`]), and the folder if nothing else
+/// Remove what `tool` wrote in `dir` (see [`is_ours`]), and the folder if nothing else
 /// is left. Refuses a folder without the marker that holds other files, and one holding the
 /// workflow file; takes the run lock so a running workflow is never cleaned under it.
-pub fn clean(dir: &Path, workflow: Option<&Path>, stages: &[&str]) -> Result<Cleaned> {
-    refuse_workflow_inside(dir, workflow)?;
-    let foreign = foreign_entries(dir, stages)?;
-    if !dir.join(MARKER).is_file() && !foreign.is_empty() {
+pub fn clean(tool: &Tool, dir: &Path, workflow: Option<&Path>, stages: &[&str]) -> Result<Cleaned> {
+    refuse_workflow_inside(tool, dir, workflow)?;
+    let foreign = foreign_entries(tool, dir, stages)?;
+    let marker = tool.marker;
+    if !dir.join(marker).is_file() && !foreign.is_empty() {
         bail!(
-            "{} is not an emdesign run directory (no {MARKER} marker) and holds other files \
+            "{} is not an {} run directory (no {marker} marker) and holds other files \
              ({}); not removing anything",
             dir.display(),
+            tool.name,
             shown(&foreign)
         );
     }
     let mut removed = Vec::new();
     {
-        let _lock = super::run_lock::RunLock::acquire(dir)?;
+        let _lock = tool.lock(dir)?;
         let mut names: Vec<String> = std::fs::read_dir(dir)
             .with_context(|| format!("cannot list {}", dir.display()))?
             .filter_map(|e| e.ok())
             .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| is_ours(n, stages) && n != ".lock" && n != MARKER)
+            .filter(|n| is_ours(tool, n, stages) && n != LOCK && n != marker)
             .collect();
         names.sort();
         for name in names {
@@ -169,13 +203,13 @@ pub fn clean(dir: &Path, workflow: Option<&Path>, stages: &[&str]) -> Result<Cle
     }
     let removed_dir = foreign.is_empty();
     if removed_dir {
-        let marker = dir.join(MARKER);
-        if marker.exists() {
-            std::fs::remove_file(&marker)
-                .with_context(|| format!("cannot remove {}", marker.display()))?;
-            removed.push(MARKER.into());
+        let marker_path = dir.join(marker);
+        if marker_path.exists() {
+            std::fs::remove_file(&marker_path)
+                .with_context(|| format!("cannot remove {}", marker_path.display()))?;
+            removed.push(marker.into());
         }
-        let _ = std::fs::remove_file(dir.join(".lock"));
+        let _ = std::fs::remove_file(dir.join(LOCK));
         std::fs::remove_dir(dir).with_context(|| format!("cannot remove {}", dir.display()))?;
     }
     Ok(Cleaned {
@@ -190,6 +224,15 @@ mod tests {
     use super::*;
 
     const STAGES: [&str; 2] = ["data", "energy"];
+    const MARKER: &str = ".emdesign-run";
+    const TOOL: Tool = Tool {
+        name: "emdesign",
+        marker: MARKER,
+        marker_text: "an emdesign run directory\n",
+        run_files: &["resolved.toml", "summary.json"],
+        choose_run_dir: "`run_dir` in [workflow], or `--run-dir`",
+        example_run_dir: |stem| format!("`runs/{stem}`"),
+    };
 
     #[test]
     fn names_emdesign_writes() {
@@ -201,7 +244,7 @@ mod tests {
             ".summary.json.a1B2c3.tmp",
             MARKER,
         ] {
-            assert!(is_ours(n, &STAGES), "{n}");
+            assert!(is_ours(&TOOL, n, &STAGES), "{n}");
         }
         for n in [
             "w.toml",
@@ -211,7 +254,7 @@ mod tests {
             ".summary.json.tmp",
             "data.csv",
         ] {
-            assert!(!is_ours(n, &STAGES), "{n}");
+            assert!(!is_ours(&TOOL, n, &STAGES), "{n}");
         }
     }
 
@@ -219,12 +262,12 @@ mod tests {
     fn prepare_refuses_foreign_folders_and_clean_keeps_other_files() {
         let root = tempfile::tempdir().unwrap();
         let dir = root.path().join("run");
-        prepare(&dir, None, &STAGES).unwrap();
+        prepare(&TOOL, &dir, None, &STAGES).unwrap();
         assert!(dir.join(MARKER).is_file());
         std::fs::create_dir(dir.join("data")).unwrap();
         std::fs::write(dir.join("data/x"), "1").unwrap();
         std::fs::write(dir.join("mine.txt"), "keep").unwrap();
-        let c = clean(&dir, None, &STAGES).unwrap();
+        let c = clean(&TOOL, &dir, None, &STAGES).unwrap();
         assert_eq!(c.removed, ["data"]);
         assert_eq!(c.kept, ["mine.txt"]);
         assert!(!c.removed_dir && dir.join("mine.txt").is_file());
@@ -232,9 +275,9 @@ mod tests {
         let user = root.path().join("user");
         std::fs::create_dir(&user).unwrap();
         std::fs::write(user.join("thesis.tex"), "x").unwrap();
-        let e = format!("{:#}", prepare(&user, None, &STAGES).unwrap_err());
+        let e = format!("{:#}", prepare(&TOOL, &user, None, &STAGES).unwrap_err());
         assert!(e.contains("`thesis.tex`"), "{e}");
-        let e = format!("{:#}", clean(&user, None, &STAGES).unwrap_err());
+        let e = format!("{:#}", clean(&TOOL, &user, None, &STAGES).unwrap_err());
         assert!(e.contains("not removing anything"), "{e}");
         assert!(user.join("thesis.tex").is_file());
     }

@@ -10,10 +10,12 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 
-use super::cache::{self, Key, Record};
-use super::run_lock::RunLock;
-use super::{Stage, StageCtx};
+use serde::Serialize;
+
+use crate::cache::{self, Key, Record};
 use crate::progress::Progress;
+use crate::run_dir::Tool;
+use crate::stage::{Stage, StageCtx};
 
 /// Whether a stage was reused or run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,17 +37,37 @@ pub struct StageReport {
     pub wall_secs: f64,
 }
 
-/// The run directory and what to redo.
-pub struct Runner {
+/// One stage of a plan as [`Runner::plan`] sees it before anything runs.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedStage {
+    /// Stage instance id: its name, unique in the workflow, and its directory's name.
+    pub id: String,
+    /// Stage kind (`toy2d.energy`).
+    pub kind: String,
+    /// Upstream stage ids whose outputs it reads.
+    pub upstream: Vec<String>,
+    /// External files it reads.
+    pub input_files: Vec<PathBuf>,
+    /// The directory its outputs go to.
+    pub output: PathBuf,
+    /// Its cache key.
+    pub key: Key,
+    /// Whether its finished output matches the key (it would be reused).
+    pub fresh: bool,
+}
+
+/// The run directory, what to redo, and where progress goes.
+pub struct Runner<P> {
+    /// The program whose run directory this is (lock messages).
+    pub tool: &'static Tool,
     /// Where every stage's directory lives.
     pub run_dir: PathBuf,
     /// Redo this stage and every one after it.
     pub force: Option<String>,
     /// Progress and summary output.
-    pub progress: Progress,
+    pub progress: P,
 }
 
-/// Name of a resumable stage's working directory.
 /// Whether `name` is a temporary file of an interrupted atomic write: `.<file>.<random>.tmp`
 /// (em-protein's `temp_file_for`) or `.<file>.tmp-<pid>` (em-core's checkpoints).
 fn is_temp_file_name(name: &str) -> bool {
@@ -69,6 +91,7 @@ fn remove_stale_temp_files(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Name of a resumable stage's working directory.
 fn partial_dir(run_dir: &Path, name: &str) -> PathBuf {
     run_dir.join(format!("{name}.partial"))
 }
@@ -80,18 +103,37 @@ fn tmp_dir(run_dir: &Path, name: &str) -> PathBuf {
 
 const PARTIAL_KEY: &str = ".key";
 
-impl Runner {
-    /// Each stage's key and whether its finished output matches it, without running anything.
-    pub fn status(&self, stages: &[Box<dyn Stage>]) -> Result<Vec<(String, Key, bool)>> {
+impl<P: Progress> Runner<P> {
+    /// The stage graph: each stage's inputs, output directory, key and whether its finished
+    /// output matches the key, without running anything.
+    pub fn plan(&self, stages: &[Box<dyn Stage>]) -> Result<Vec<PlannedStage>> {
         let mut keys: BTreeMap<String, Key> = BTreeMap::new();
         let mut out = Vec::new();
         for stage in stages {
             let key = stage.key(&upstream_keys(stage.as_ref(), &keys)?)?;
-            let fresh = fresh_record(&self.run_dir.join(stage.name()), &key).is_ok();
+            let output = self.run_dir.join(stage.name());
+            let fresh = fresh_record(&output, &key).is_ok();
             keys.insert(stage.name().to_string(), key.clone());
-            out.push((stage.name().to_string(), key, fresh));
+            out.push(PlannedStage {
+                id: stage.name().to_string(),
+                kind: stage.kind().to_string(),
+                upstream: stage.upstream().into_iter().map(String::from).collect(),
+                input_files: stage.input_files(),
+                output,
+                key,
+                fresh,
+            });
         }
         Ok(out)
+    }
+
+    /// Each stage's key and whether its finished output matches it, without running anything.
+    pub fn status(&self, stages: &[Box<dyn Stage>]) -> Result<Vec<(String, Key, bool)>> {
+        Ok(self
+            .plan(stages)?
+            .into_iter()
+            .map(|s| (s.id, s.key, s.fresh))
+            .collect())
     }
 
     /// Run the stages in order: fresh ones are reused, the rest run atomically.
@@ -108,7 +150,7 @@ impl Runner {
         std::fs::create_dir_all(&self.run_dir)
             .with_context(|| format!("cannot create run directory {}", self.run_dir.display()))?;
         // A read-only run directory can still be reused when everything in it is fresh.
-        let _lock = match RunLock::acquire(&self.run_dir) {
+        let _lock = match self.tool.lock(&self.run_dir) {
             Ok(lock) => Some(lock),
             Err(e)
                 if is_read_only(&e)
@@ -141,18 +183,16 @@ impl Runner {
                 },
                 Err(why) => {
                     if let Some(why) = why {
-                        eprintln!(
-                            "warning: stage `{name}`: {why} since it finished; running it again"
-                        );
+                        self.progress.warning(&format!(
+                            "stage `{name}`: {why} since it finished; running it again"
+                        ));
                     }
-                    if let Some(estimate) = stage.memory_estimate() {
-                        super::memory::check(&name, estimate)?;
-                    }
+                    stage.preflight()?;
                     self.progress.stage_started(&name);
                     self.run_one(stage.as_ref(), &key, &dirs, forcing)?
                 }
             };
-            self.progress.line(&summary_line(&report));
+            self.progress.stage_done(&report);
             keys.insert(name.clone(), key);
             dirs.insert(name, final_dir);
             reports.push(report);
@@ -219,7 +259,7 @@ impl Runner {
             stage: name.to_string(),
             kind: stage.kind().to_string(),
             key: key.clone(),
-            version: env!("CARGO_PKG_VERSION").to_string(),
+            version: crate::VERSION.to_string(),
             wall_secs,
             headline: outcome.headline,
             metrics: outcome.metrics,
@@ -315,6 +355,7 @@ pub fn summary_line(r: &StageReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::progress::Silent;
     use crate::stage::Outcome;
     use std::cell::Cell;
 
@@ -372,6 +413,7 @@ mod tests {
         up: Vec<&'static str>,
         runs: Cell<u32>,
         fail: bool,
+        refuse: bool,
     }
 
     impl Toy {
@@ -382,6 +424,7 @@ mod tests {
                 up,
                 runs: Cell::new(0),
                 fail: false,
+                refuse: false,
             })
         }
     }
@@ -398,6 +441,12 @@ mod tests {
         }
         fn upstream(&self) -> Vec<&str> {
             self.up.clone()
+        }
+        fn preflight(&self) -> Result<()> {
+            if self.refuse {
+                bail!("too big");
+            }
+            Ok(())
         }
         fn run(&self, ctx: &StageCtx) -> Result<Outcome> {
             self.runs.set(self.runs.get() + 1);
@@ -416,11 +465,21 @@ mod tests {
         }
     }
 
-    fn runner(dir: &Path, force: Option<&str>) -> Runner {
+    const TOOL: Tool = Tool {
+        name: "test",
+        marker: ".test-run",
+        marker_text: "a test run directory\n",
+        run_files: &[],
+        choose_run_dir: "another folder",
+        example_run_dir: |stem| format!("`runs/{stem}`"),
+    };
+
+    fn runner(dir: &Path, force: Option<&str>) -> Runner<Silent> {
         Runner {
+            tool: &TOOL,
             run_dir: dir.to_path_buf(),
             force: force.map(String::from),
-            progress: Progress::new(true),
+            progress: Silent,
         }
     }
 
@@ -485,6 +544,7 @@ mod tests {
             up: vec![],
             runs: Cell::new(0),
             fail: true,
+            refuse: false,
         }) as Box<dyn Stage>;
         let err = runner(dir.path(), None).run(&[bad]).unwrap_err();
         assert_eq!(format!("{err:#}"), "stage `a` failed: boom");
@@ -515,5 +575,45 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let stages = vec![Toy::boxed("b", 2, vec!["a"])];
         assert!(runner(dir.path(), None).run(&stages).is_err());
+    }
+
+    #[test]
+    fn plan_lists_ids_inputs_outputs_keys_and_freshness() {
+        let dir = tempfile::tempdir().unwrap();
+        let stages = vec![Toy::boxed("a", 1, vec![]), Toy::boxed("b", 2, vec!["a"])];
+        runner(dir.path(), None).run(&stages[..1]).unwrap();
+        let plan = runner(dir.path(), None).plan(&stages).unwrap();
+        let ids: Vec<_> = plan.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, ["a", "b"]);
+        assert_eq!(plan[1].upstream, ["a"]);
+        assert_eq!(plan[1].output, dir.path().join("b"));
+        assert_eq!((plan[0].fresh, plan[1].fresh), (true, false));
+        let status = runner(dir.path(), None).status(&stages).unwrap();
+        assert_eq!(status[1].1, plan[1].key);
+        let r = runner(dir.path(), None).run(&stages).unwrap();
+        assert_eq!(r[1].record.key, plan[1].key);
+    }
+
+    #[test]
+    fn preflight_stops_a_stale_stage_before_it_starts_and_skips_a_fresh_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let refusing = |value| {
+            Box::new(Toy {
+                name: "a",
+                value,
+                up: vec![],
+                runs: Cell::new(0),
+                fail: false,
+                refuse: true,
+            }) as Box<dyn Stage>
+        };
+        let err = runner(dir.path(), None).run(&[refusing(1)]).unwrap_err();
+        assert_eq!(format!("{err:#}"), "too big");
+        assert!(!dir.path().join("a").exists() && !dir.path().join(".a.tmp").exists());
+        runner(dir.path(), None)
+            .run(&[Toy::boxed("a", 1, vec![])])
+            .unwrap();
+        let r = runner(dir.path(), None).run(&[refusing(1)]).unwrap();
+        assert_eq!(statuses(&r), [Status::Fresh]);
     }
 }

@@ -1,5 +1,5 @@
 //! An exclusive lock on a run directory for the time a runner works in it, so that two
-//! `emdesign` processes never write the same stages at once (they would clobber each
+//! processes never write the same stages at once (they would clobber each
 //! other's staging directories). The lock is an OS file lock (`flock`) on `.lock`, which
 //! holds the owner's pid for the message; the kernel releases it when the process ends in
 //! any way (exit, panic, abort, SIGKILL), so a crashed run never leaves a lock that blocks
@@ -19,8 +19,9 @@ pub struct RunLock {
 }
 
 impl RunLock {
-    /// Takes the lock of `dir` (which must exist), or fails naming the process that holds it.
-    pub fn acquire(dir: &Path) -> Result<Self> {
+    /// Takes the lock of `dir` (which must exist), or fails naming the process that holds it
+    /// (`tool`, e.g. `emdesign`, names the program in the message).
+    pub fn acquire(dir: &Path, tool: &str) -> Result<Self> {
         let path = dir.join(".lock");
         for _ in 0..5 {
             let mut file = std::fs::OpenOptions::new()
@@ -41,7 +42,7 @@ impl RunLock {
                         format!(" (pid {owner})")
                     };
                     bail!(
-                        "run directory {} is in use by another emdesign process{who}; \
+                        "run directory {} is in use by another {tool} process{who}; \
                          wait for it to finish or use another run directory",
                         dir.display()
                     );
@@ -94,8 +95,11 @@ mod tests {
     #[test]
     fn a_held_lock_refuses_a_second_taker_and_a_left_one_is_taken_over() {
         let dir = tempfile::tempdir().unwrap();
-        let lock = RunLock::acquire(dir.path()).unwrap();
-        let e = format!("{:#}", RunLock::acquire(dir.path()).unwrap_err());
+        let lock = RunLock::acquire(dir.path(), "emdesign").unwrap();
+        let e = format!(
+            "{:#}",
+            RunLock::acquire(dir.path(), "emdesign").unwrap_err()
+        );
         assert!(
             e.contains("in use by another emdesign process")
                 && e.contains(&format!("pid {}", std::process::id())),
@@ -106,7 +110,7 @@ mod tests {
         // See: issue 20. A lock file left by a crashed run names a pid that may belong to a
         // live process by now (here: this one); it must not block.
         std::fs::write(dir.path().join(".lock"), std::process::id().to_string()).unwrap();
-        let lock = RunLock::acquire(dir.path()).unwrap();
+        let lock = RunLock::acquire(dir.path(), "emdesign").unwrap();
         assert_eq!(
             std::fs::read_to_string(dir.path().join(".lock")).unwrap(),
             std::process::id().to_string()

@@ -1,12 +1,12 @@
 //! Stage cache keys and completion records (cargo fingerprinting style): a key hashes the
 //! stage kind, its canonical config, its input files' contents, its upstream stages' keys and
-//! the crate version; the record holding it is written last, after the stage succeeded, and
+//! the workspace version ([`crate::VERSION`]); the record holding it is written last, after the stage succeeded, and
 //! carries the SHA-256 of every output file, so a stage whose output was truncated or altered
 //! afterwards is not taken for fresh.
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -89,7 +89,7 @@ pub fn fingerprint(
         h.update((value.len() as u64).to_le_bytes());
         h.update(value.as_bytes());
     };
-    field("version", env!("CARGO_PKG_VERSION"));
+    field("version", crate::VERSION);
     field("kind", kind);
     field("config", &canonical_json(config));
     for path in inputs {
@@ -111,7 +111,7 @@ pub struct Record {
     pub kind: String,
     /// The key it ran under.
     pub key: Key,
-    /// emdesign version.
+    /// Version of the program that ran it ([`crate::VERSION`]).
     pub version: String,
     /// Wall time of the run, seconds.
     pub wall_secs: f64,
@@ -177,10 +177,45 @@ pub fn verify_outputs(dir: &Path, record: &Record) -> std::result::Result<(), St
     Ok(())
 }
 
-/// Write `bytes` to `path` atomically through em-protein's one atomic-write helper (temp
-/// file in the same directory, flushed, given the umask's normal mode, then renamed).
+/// Write `bytes` to `path` atomically: into a temporary file `.<name>.<random>.tmp` in the
+/// same directory (the name the runner's stale-temp-file cleanup knows), flushed and synced,
+/// created with the mode a plain create gives (`0666` less the umask, not the temp file's
+/// private `0600`), then renamed over `path`. A failed write leaves neither the temporary
+/// file nor a partial `path`.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    em_protein::io::write_atomic(path, |w| w.write_all(bytes))?;
+    if path.is_dir() {
+        anyhow::bail!(
+            "{}: is a folder; give the path of a file to write",
+            path.display()
+        );
+    }
+    let dir: PathBuf = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .map_or("out".into(), |n| n.to_string_lossy().into_owned());
+    let prefix = format!(".{name}.");
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix).suffix(".tmp");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // Applied at creation, so the umask narrows it as for any new file.
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    // `path: <io error>`, the I/O error kept in the chain (see `runner::is_read_only`).
+    let io = |p: &Path, e: std::io::Error| anyhow::Error::new(e).context(p.display().to_string());
+    let tmp = builder.tempfile_in(&dir).map_err(|e| io(&dir, e))?;
+    {
+        let mut w = std::io::BufWriter::new(tmp.as_file());
+        w.write_all(bytes)
+            .and_then(|()| w.flush())
+            .map_err(|e| io(path, e))?;
+    }
+    tmp.as_file().sync_all().map_err(|e| io(path, e))?;
+    tmp.persist(path).map_err(|e| io(path, e.error))?;
     Ok(())
 }
 
@@ -199,6 +234,24 @@ mod tests {
         assert_ne!(a, c);
         assert_ne!(a, d);
         assert_eq!(a.0.len(), 64);
+    }
+
+    /// Keys are on disk in every finished run: a refactor must not change them (this one is
+    /// the key of version 0.1.0; a new version changes it on purpose).
+    #[test]
+    fn key_is_stable() {
+        let k = fingerprint(
+            "toy2d.energy",
+            &json!({"steps": 10, "lr": 0.001}),
+            &[],
+            &[("data".into(), Key("ab".into()))],
+        )
+        .unwrap();
+        assert_eq!(crate::VERSION, "0.1.0");
+        assert_eq!(
+            k.0,
+            "c9e4bf5aa060e1c73b13f93fb1d197b6b4e1def74f3757418f8dc3358f911e58"
+        );
     }
 
     #[test]
@@ -264,5 +317,25 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("r.json")]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn write_atomic_gives_a_plain_create_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("plain");
+        std::fs::write(&plain, b"x").unwrap();
+        let f = dir.path().join("atomic");
+        write_atomic(&f, b"x").unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&f), mode(&plain));
+    }
+
+    #[test]
+    fn write_atomic_refuses_a_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = format!("{:#}", write_atomic(dir.path(), b"x").unwrap_err());
+        assert!(e.contains("is a folder"), "{e}");
     }
 }
