@@ -108,7 +108,9 @@ def flow_loss_grad(energy, params, xt, target, w):
     x = xt.detach().requires_grad_(True)
     (g,) = torch.autograd.grad(energy(x).sum(), x, create_graph=True)
     loss = (w * (g + target).pow(2).mean(dim=1)).mean()
-    grads = torch.autograd.grad(loss, params)
+    # allow_unused: the head's output bias does not enter grad V (its gradient is zero)
+    grads = torch.autograd.grad(loss, params, allow_unused=True)
+    grads = [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)]
     return loss.detach(), grads
 
 
