@@ -44,6 +44,22 @@ pub fn f64_autodiff_device() -> Device {
     f64_device().autodiff()
 }
 
+/// Every float parameter of `module`, in visit order, as one `Vec<f32>` (tests compare
+/// trained weights with it; reading a parameter also materialises a lazy initialisation).
+pub fn param_values<M: Module>(module: &M) -> Vec<f32> {
+    struct Collect(Vec<f32>);
+    impl ModuleVisitor for Collect {
+        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+            let data = p.val().into_data().convert::<f32>();
+            self.0
+                .extend(data.try_to_vec::<f32>().expect("converted to f32"));
+        }
+    }
+    let mut c = Collect(Vec::new());
+    module.visit(&mut c);
+    c.0
+}
+
 /// Flattens any float tensor to `Vec<f64>` (row-major).
 pub fn to_vec_f64<const D: usize>(t: Tensor<D>) -> Vec<f64> {
     t.into_data().iter::<f64>().collect()

@@ -2,7 +2,7 @@
 //! `SeqConvPotential`) track burn's autodiff, the reference path, step by step through the
 //! warm-up and the contrastive phase: same losses, same gradient norms, nearby weights.
 
-use burn::module::{Module, ModuleVisitor, Param};
+use burn::module::Module;
 use burn::prelude::*;
 use em_core::data::DataMatrix;
 use em_core::nn::{SeqConvPotential, SeqConvPotentialConfig, SeqReadout};
@@ -11,23 +11,8 @@ use em_core::train::{StepReport, TrainConfig, Trainer};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
-struct Flatten(Vec<f32>);
-impl ModuleVisitor for Flatten {
-    fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
-        self.0.extend(
-            p.val()
-                .into_data()
-                .convert::<f32>()
-                .try_to_vec::<f32>()
-                .unwrap(),
-        );
-    }
-}
-
 fn weights<M: Module>(m: &M) -> Vec<f32> {
-    let mut f = Flatten(Vec::new());
-    m.visit(&mut f);
-    f.0
+    em_core::gradcheck::param_values(m)
 }
 
 const LEN: usize = 9;

@@ -2,29 +2,14 @@
 //! and ends with the same weights, bitwise, as an uninterrupted run; a checkpoint written
 //! under another config is refused with an error naming the file and the field.
 
-use burn::module::{Module, ModuleVisitor, Param};
+use burn::module::Module;
 use burn::prelude::*;
 use em_core::nn::{MlpPotential, MlpPotentialConfig};
 use em_core::toy::Toy;
 use em_core::train::{TrainConfig, Trainer};
 
-struct Flatten(Vec<f32>);
-impl ModuleVisitor for Flatten {
-    fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
-        self.0.extend(
-            p.val()
-                .into_data()
-                .convert::<f32>()
-                .try_to_vec::<f32>()
-                .unwrap(),
-        );
-    }
-}
-
 fn weights<M: Module>(m: &M) -> Vec<f32> {
-    let mut f = Flatten(Vec::new());
-    m.visit(&mut f);
-    f.0
+    em_core::gradcheck::param_values(m)
 }
 
 fn model(seed: u64) -> MlpPotential {
