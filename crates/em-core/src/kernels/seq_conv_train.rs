@@ -919,7 +919,10 @@ mod tests {
         assert!(err < 1e-3, "worst parameter rel err {err:e}");
         // The contrastive term lambda (mean V(pos) - mean V(neg)) from the same energies.
         let half = batch / 2;
-        let (pos, neg) = (xt.clone().slice([0..half]), xt.slice([half..2 * half]));
+        let (pos, neg) = (
+            xt.clone().slice([0..half, 0..d]),
+            xt.slice([half..2 * half, 0..d]),
+        );
         let want = cd_loss(&model, pos, neg, 0.7, 1e9).into_scalar::<f64>();
         let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
         let got = 0.7 * (mean(&e[..half]) - mean(&e[half..2 * half]));
