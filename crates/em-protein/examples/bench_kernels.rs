@@ -16,7 +16,6 @@ use std::time::Instant;
 use burn::optim::GradientsParams;
 use burn::prelude::*;
 use em_core::langevin::{LangevinConfig, sample};
-use em_core::loss::flow::time_weight;
 use em_core::loss::{FlowBatch, flow_loss};
 use em_core::nn::{
     Conv1d, MlpPotential, MlpPotentialConfig, SeqConvPotential, SeqConvPotentialConfig, SeqReadout,
@@ -302,10 +301,7 @@ fn main() {
         };
         let xt = vals(fb.x_t());
         let target: Vec<f32> = fx1.iter().zip(&fx0).map(|(a, b)| a - b).collect();
-        let w: Vec<f32> = t
-            .iter()
-            .map(|&t| time_weight(f64::from(t), T_CUT) as f32)
-            .collect();
+        let w = fb.weights(T_CUT);
         let trainer = model_ad
             .host_trainer()
             .expect("f32 flex position-sum model has a training kernel");

@@ -413,20 +413,53 @@ impl FusedSeqConv {
             }
         }
         self.zero_pads(&mut ws.g[..nh], hid, samples);
+        let k = self.blocks.len();
+        self.input_grad_from_features(
+            x,
+            samples,
+            &mut ws.g,
+            &mut ws.t,
+            &mut ws.gx,
+            (&ws.slopes[0], &ws.slopes[1..=k], &ws.slopes[k + 1]),
+            grad,
+        );
+    }
+
+    /// The backward from the gradient `g` at the readout input (pad rows zero; all buffers
+    /// padded, `g` and `tmp` with `hidden` columns, `gx` with `channels`) to `grad_x V` of each
+    /// sample of the chunk in `grad` (confinement included), through the readout activation,
+    /// the blocks' and the input convolution's transposed convolutions. `slopes` are `act'`
+    /// after the input convolution, inside each block, and at the readout. Shared by the
+    /// Langevin kernel and the training kernel.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn input_grad_from_features(
+        &self,
+        x: &[f32],
+        samples: usize,
+        g: &mut [f32],
+        tmp: &mut [f32],
+        gx: &mut [f32],
+        (input_slope, block_slopes, readout_slope): (&[f32], &[Vec<f32>], &[f32]),
+        grad: &mut [f32],
+    ) {
+        let (len, hid, ch) = (self.length, self.input.c_out, self.channels);
+        let rows = samples * (len + 2 * self.pad());
+        let windows = rows - 2 * self.pad();
+        let (nh, nc) = (rows * hid, rows * ch);
+        let (g, tmp) = (&mut g[..nh], &mut tmp[..nh]);
         let mul = |v: &mut [f32], s: &[f32]| v.iter_mut().zip(s).for_each(|(d, &a)| *d *= a);
-        mul(&mut ws.g[..nh], &ws.slopes[last][..nh]);
+        mul(g, readout_slope);
         for (i, (c1, c2)) in self.blocks.iter().enumerate().rev() {
-            c2.backward(&ws.g[..nh], windows, 0.0, &mut ws.t[..nh]);
-            self.zero_pads(&mut ws.t[..nh], hid, samples);
-            mul(&mut ws.t[..nh], &ws.slopes[i + 1][..nh]);
-            c1.backward(&ws.t[..nh], windows, 1.0, &mut ws.g[..nh]);
-            self.zero_pads(&mut ws.g[..nh], hid, samples);
+            c2.backward(g, windows, 0.0, tmp);
+            self.zero_pads(tmp, hid, samples);
+            mul(tmp, &block_slopes[i]);
+            c1.backward(tmp, windows, 1.0, g);
+            self.zero_pads(g, hid, samples);
         }
-        mul(&mut ws.g[..nh], &ws.slopes[0][..nh]);
-        self.input
-            .backward(&ws.g[..nh], windows, 0.0, &mut ws.gx[..nc]);
+        mul(g, input_slope);
+        self.input.backward(g, windows, 0.0, &mut gx[..nc]);
         for (s, gs) in grad.chunks_exact_mut(len * ch).enumerate() {
-            gs.copy_from_slice(&ws.gx[self.interior(s, ch)]);
+            gs.copy_from_slice(&gx[self.interior(s, ch)]);
             if self.alpha != 0.0 {
                 let xs = &x[s * len * ch..(s + 1) * len * ch];
                 gs.iter_mut()

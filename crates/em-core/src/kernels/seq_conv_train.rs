@@ -343,39 +343,26 @@ impl SeqConvTrainer {
     /// `grad_x V` of the chunk after [`Self::forward`], into `out` (`[samples, L * C]`).
     fn input_grad(&self, x: &[f32], samples: usize, ws: &mut Workspace, out: &mut [f32]) {
         let f = &self.net;
-        let (len, hid, ch, hh) = (f.length, f.input.c_out, f.channels, f.l1.d_out);
+        let (hid, hh) = (f.input.c_out, f.l1.d_out);
         let rows = self.rows(samples);
-        let windows = rows - 2 * f.pad();
-        let (nh, nc, nq) = (rows * hid, rows * ch, rows * hh);
+        let (nh, nq) = (rows * hid, rows * hh);
         let (_, _, scaled_l2) = self.position_sum();
         let seed = &mut ws.pq[..nq];
         for (row, s) in seed.chunks_exact_mut(hh).zip(ws.sq[..nq].chunks_exact(hh)) {
             mul(row, scaled_l2, s);
         }
         f.zero_pads(seed, hh, samples);
-        let g = &mut ws.ph[..nh];
-        gemm_nn(rows, hid, hh, seed, hh, &f.l1.wt, 0.0, g);
-        g.iter_mut().zip(&ws.su[..nh]).for_each(|(v, &s)| *v *= s);
-        f.zero_pads(g, hid, samples);
-        for (i, (c1, c2)) in f.blocks.iter().enumerate().rev() {
-            let tmp = &mut ws.pa[..nh];
-            c2.backward(g, windows, 0.0, tmp);
-            f.zero_pads(tmp, hid, samples);
-            tmp.iter_mut()
-                .zip(&ws.sp[i][..nh])
-                .for_each(|(v, &s)| *v *= s);
-            c1.backward(tmp, windows, 1.0, g);
-            f.zero_pads(g, hid, samples);
-        }
-        g.iter_mut().zip(&ws.s0[..nh]).for_each(|(v, &s)| *v *= s);
-        f.input.backward(g, windows, 0.0, &mut ws.gx[..nc]);
-        for (s, gs) in out.chunks_exact_mut(len * ch).enumerate() {
-            gs.copy_from_slice(&ws.gx[f.interior(s, ch)]);
-            if f.alpha != 0.0 {
-                let xs = &x[s * len * ch..(s + 1) * len * ch];
-                gs.iter_mut().zip(xs).for_each(|(g, &v)| *g += f.alpha * v);
-            }
-        }
+        gemm_nn(rows, hid, hh, seed, hh, &f.l1.wt, 0.0, &mut ws.ph[..nh]);
+        f.zero_pads(&mut ws.ph[..nh], hid, samples);
+        f.input_grad_from_features(
+            x,
+            samples,
+            &mut ws.ph,
+            &mut ws.pa,
+            &mut ws.gx,
+            (&ws.s0, &ws.sp, &ws.su),
+            out,
+        );
     }
 
     /// Forward-mode tangent of the chunk along `ws.xd` (padded), after [`Self::forward`].
@@ -874,10 +861,7 @@ mod tests {
 
             let xt: Vec<f32> = to_vec_f64(fb.x_t()).iter().map(|&v| v as f32).collect();
             let target: Vec<f32> = x1.iter().zip(&x0).map(|(a, b)| (a - b) as f32).collect();
-            let w: Vec<f32> = t
-                .iter()
-                .map(|&t| crate::loss::flow::time_weight(f64::from(t), t_cut) as f32)
-                .collect();
+            let w = fb.weights(t_cut);
             let kernel_ = SeqConvTrainer::new(&model).expect("position sum");
             let (got, grad) = kernel_.flow_loss_grad(&xt, &target, &w);
             assert!(

@@ -61,6 +61,19 @@ impl FlowBatch {
             .unsqueeze_dim::<2>(1);
         self.x0.clone() * (t.clone().neg() + 1.0) + self.x1.clone() * t
     }
+
+    /// The regression target `x1 - x0` (the conditional velocity), `[B, D]`.
+    pub fn velocity(&self) -> Tensor<2> {
+        self.x1.clone() - self.x0.clone()
+    }
+
+    /// The time weights `w(t_b)` of the rows ([`time_weight`]).
+    pub fn weights(&self, t_cut: f64) -> Vec<f32> {
+        self.t
+            .iter()
+            .map(|&t| time_weight(f64::from(t), t_cut) as f32)
+            .collect()
+    }
 }
 
 /// Warm-up loss `mean_b w(t_b) (1/D) |-grad V(x_t,b) - (x1_b - x0_b)|^2` as a one-element
@@ -75,14 +88,11 @@ pub fn flow_loss<P: Potential + ?Sized>(potential: &P, batch: &FlowBatch, t_cut:
     let [b, _] = batch.x0.dims();
     let device = batch.x0.device();
     let v = potential.grad_x(batch.x_t()).neg();
-    let target = batch.x1.clone() - batch.x0.clone();
-    let sq = (v - target).powi_scalar(2).mean_dim(1).squeeze_dim::<1>(1);
-    let w: Vec<f32> = batch
-        .t
-        .iter()
-        .map(|&t| time_weight(f64::from(t), t_cut) as f32)
-        .collect();
-    let w = Tensor::<1>::from_data(TensorData::new(w, [b]), &device);
+    let sq = (v - batch.velocity())
+        .powi_scalar(2)
+        .mean_dim(1)
+        .squeeze_dim::<1>(1);
+    let w = Tensor::<1>::from_data(TensorData::new(batch.weights(t_cut), [b]), &device);
     (sq * w).mean()
 }
 

@@ -28,7 +28,6 @@ use crate::checkpoint::{self, CheckpointMeta};
 use crate::data::DataMatrix;
 use crate::error::{Error, Result};
 use crate::kernels::{HostTrainer, host_values};
-use crate::loss::flow::time_weight;
 use crate::loss::{FlowBatch, cd_loss, flow_loss, negatives};
 use crate::potential::Potential;
 
@@ -322,12 +321,8 @@ impl<M: Module + Potential> Trainer<M> {
         let cfg = self.settings.config();
         let step = self.step;
         let xt = host_values(batch.x_t());
-        let target = host_values(batch.x1.clone() - batch.x0.clone());
-        let w: Vec<f32> = batch
-            .t
-            .iter()
-            .map(|&t| time_weight(f64::from(t), cfg.t_cut) as f32)
-            .collect();
+        let target = host_values(batch.velocity());
+        let w = batch.weights(cfg.t_cut);
         let (flow_val, g_flow) = kernel.flow_loss_grad(&xt, &target, &w);
         if !flow_val.is_finite() {
             return Err(nonfinite(step, "flow loss"));
