@@ -25,6 +25,7 @@ pub mod guidance;
 pub mod io;
 pub mod metrics;
 pub mod oracle;
+pub mod own_oracle;
 pub mod predictor;
 pub mod representation;
 pub mod sequence;

@@ -205,9 +205,7 @@ pub fn train_predictor(
     } else {
         device.clone().autodiff()
     };
-    let mut rng = StdRng::seed_from_u64(config.seed);
-    let mut order: Vec<usize> = (0..data.len()).collect();
-    order.shuffle(&mut rng);
+    let (order, mut rng) = shuffled_rows(data.len(), config.seed);
     let (val, train) = order.split_at(config.val_samples);
     let mut train = train.to_vec();
     let val_seqs: Vec<Vec<u8>> = val.iter().map(|&i| data[i].0.clone()).collect();
@@ -279,6 +277,23 @@ pub fn train_predictor(
         history,
     };
     Ok((chosen, report))
+}
+
+/// `0..n` shuffled by the seeded generator [`train_predictor`] goes on to draw batch orders
+/// from; its first `val_samples` entries are the held-out rows.
+fn shuffled_rows(n: usize, seed: u64) -> (Vec<usize>, StdRng) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut order: Vec<usize> = (0..n).collect();
+    order.shuffle(&mut rng);
+    (order, rng)
+}
+
+/// The rows [`train_predictor`] holds out of `n` under `config` (for measuring its result on
+/// rows it never trained on).
+pub fn held_out_rows(n: usize, config: &TrainPredictorConfig) -> Vec<usize> {
+    let (mut order, _) = shuffled_rows(n, config.seed);
+    order.truncate(config.val_samples.min(n));
+    order
 }
 
 /// Scores of rows already checked by [`check_rows`].

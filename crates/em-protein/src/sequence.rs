@@ -162,6 +162,9 @@ impl Mutation {
     /// assert_eq!((m.wild, m.position, m.new), (0, 108, 3));
     /// assert_eq!(m.display(1), "A109D");
     /// assert!(Mutation::parse("A0D", 1).is_err());
+    /// // A multi-byte character at either end is an error, not a panic (found by fuzzing).
+    /// assert!(Mutation::parse("\u{c5}#\u{be}\u{c5}", 0).is_err());
+    /// assert!(Mutation::parse("A1\u{e9}", 0).unwrap_err().contains("new residue"));
     /// ```
     pub fn parse(token: &str, index_base: usize) -> Result<Mutation, String> {
         let bytes = token.as_bytes();
@@ -169,11 +172,18 @@ impl Mutation {
             return Err("expected <wild-type residue><position><new residue>, e.g. A109D".into());
         }
         let (first, last) = (bytes[0], bytes[bytes.len() - 1]);
+        // Residues are ASCII: checking both ends first keeps the slice below on character
+        // boundaries (a multi-byte character at either end panicked here; found by fuzzing).
+        let shown = |c: Option<char>| c.map_or(String::new(), String::from);
+        let wild = residue_index(first).ok_or_else(|| {
+            format!(
+                "unknown wild-type residue '{}'",
+                shown(token.chars().next())
+            )
+        })?;
+        let new = residue_index(last)
+            .ok_or_else(|| format!("unknown new residue '{}'", shown(token.chars().next_back())))?;
         let digits = &token[1..token.len() - 1];
-        let wild = residue_index(first)
-            .ok_or_else(|| format!("unknown wild-type residue '{}'", first as char))?;
-        let new =
-            residue_index(last).ok_or_else(|| format!("unknown new residue '{}'", last as char))?;
         if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
             return Err(format!("position '{digits}' is not a number"));
         }

@@ -31,6 +31,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Data {
             command: DataCommand::Fetch,
         } => protein::fetch(data_dir),
+        Command::Data {
+            command: DataCommand::TrainOracle(args),
+        } => crate::oracle_cmd::train_oracle(&args, data_dir),
         Command::Bench(args) => crate::bench::run(&args, data_dir),
         Command::Image { command } => crate::image_cmd::run(command, data_dir),
         Command::Oracle { task, file } => protein::oracle(task, &file, data_dir),

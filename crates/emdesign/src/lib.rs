@@ -12,6 +12,7 @@ mod bench;
 pub mod cli;
 mod commands;
 mod image_cmd;
+mod oracle_cmd;
 mod plot;
 mod plot_protein;
 mod progress;

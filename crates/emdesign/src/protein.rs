@@ -21,7 +21,7 @@ use crate::stage::cache::write_atomic;
 /// Designs kept for evaluation (the GGS protocol's top 128).
 pub const TOP_K: usize = 128;
 
-fn task(t: Task) -> datasets::Task {
+pub(crate) fn task(t: Task) -> datasets::Task {
     match t {
         Task::Gfp => datasets::Task::Gfp,
         Task::Aav => datasets::Task::Aav,
