@@ -169,35 +169,49 @@ impl<P: Progress> Runner<P> {
             let name = stage.name().to_string();
             forcing |= self.force.as_deref() == Some(name.as_str());
             let key = stage.key(&upstream_keys(stage.as_ref(), &keys)?)?;
-            let final_dir = self.run_dir.join(&name);
-            let found = if forcing {
-                Err(None)
-            } else {
-                fresh_record(&final_dir, &key)
-            };
-            let report = match found {
-                Ok(record) => StageReport {
-                    status: Status::Fresh,
-                    record,
-                    wall_secs: 0.0,
-                },
-                Err(why) => {
-                    if let Some(why) = why {
-                        self.progress.warning(&format!(
-                            "stage `{name}`: {why} since it finished; running it again"
-                        ));
-                    }
-                    stage.preflight()?;
-                    self.progress.stage_started(&name);
-                    self.run_one(stage.as_ref(), &key, &dirs, forcing)?
-                }
-            };
-            self.progress.stage_done(&report);
+            let report = self.visit(stage.as_ref(), &key, &dirs, forcing)?;
             keys.insert(name.clone(), key);
-            dirs.insert(name, final_dir);
+            dirs.insert(name.clone(), self.run_dir.join(&name));
             reports.push(report);
         }
         Ok(reports)
+    }
+
+    /// One stage of a run: reused when fresh (unless `forcing`), else checked, run
+    /// atomically and recorded; the progress hears of it either way.
+    pub(crate) fn visit(
+        &self,
+        stage: &dyn Stage,
+        key: &Key,
+        dirs: &BTreeMap<String, PathBuf>,
+        forcing: bool,
+    ) -> Result<StageReport> {
+        let name = stage.name();
+        let final_dir = self.run_dir.join(name);
+        let found = if forcing {
+            Err(None)
+        } else {
+            fresh_record(&final_dir, key)
+        };
+        let report = match found {
+            Ok(record) => StageReport {
+                status: Status::Fresh,
+                record,
+                wall_secs: 0.0,
+            },
+            Err(why) => {
+                if let Some(why) = why {
+                    self.progress.warning(&format!(
+                        "stage `{name}`: {why} since it finished; running it again"
+                    ));
+                }
+                stage.preflight()?;
+                self.progress.stage_started(name);
+                self.run_one(stage, key, dirs, forcing)?
+            }
+        };
+        self.progress.stage_done(&report);
+        Ok(report)
     }
 
     fn run_one(
@@ -306,7 +320,7 @@ pub fn is_read_only(err: &anyhow::Error) -> bool {
 /// The record of a finished stage directory when it is fresh: its key is `key` and every
 /// output file matches its checksum. `Err(None)`: absent or another key (plainly stale);
 /// `Err(Some(why))`: the key matches but an output was damaged.
-fn fresh_record(dir: &Path, key: &Key) -> std::result::Result<Record, Option<String>> {
+pub(crate) fn fresh_record(dir: &Path, key: &Key) -> std::result::Result<Record, Option<String>> {
     match cache::read_record(dir) {
         Some(r) if &r.key == key => match cache::verify_outputs(dir, &r) {
             Ok(()) => Ok(r),
@@ -316,7 +330,10 @@ fn fresh_record(dir: &Path, key: &Key) -> std::result::Result<Record, Option<Str
     }
 }
 
-fn upstream_keys(stage: &dyn Stage, keys: &BTreeMap<String, Key>) -> Result<Vec<(String, Key)>> {
+pub(crate) fn upstream_keys(
+    stage: &dyn Stage,
+    keys: &BTreeMap<String, Key>,
+) -> Result<Vec<(String, Key)>> {
     stage
         .upstream()
         .into_iter()

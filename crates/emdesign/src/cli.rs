@@ -76,9 +76,15 @@ pub enum Command {
 pub struct RunArgs {
     /// The workflow TOML file.
     pub workflow: PathBuf,
-    /// Redo this stage and every stage after it, even when fresh.
+    /// Redo this stage and every stage after it, even when fresh (with `--only`: redo that
+    /// one stage).
     #[arg(long, value_name = "STAGE")]
     pub force: Option<String>,
+    /// Run only this stage instance (an id from `emdesign plan`), into the shared run
+    /// directory; its upstream stages must be finished and fresh. What a cluster engine
+    /// calls per job; `summary.json` is left to plain runs.
+    #[arg(long, value_name = "ID")]
+    pub only: Option<String>,
     /// Run directory (default: the workflow's `run_dir`, relative to the workflow file).
     #[arg(long, value_name = "DIR")]
     pub run_dir: Option<PathBuf>,
