@@ -144,3 +144,69 @@ fn only_refuses_an_unknown_id_and_a_missing_or_stale_upstream() {
         .assert_err();
     assert_contains(&err, &["`--only energy --force energy`"]);
 }
+
+/// A lock of another host is never taken over (the run fails naming host, pid and
+/// `unlock`); one of a gone process on this host is, with a warning; `unlock` removes
+/// locks and says which; a held stage lock blocks only that stage.
+#[test]
+fn locks_record_host_and_pid_and_unlock_removes_them() {
+    let dir = Dir::new();
+    dir.fixture("toy2d-tiny.toml");
+    let run = |args: &[&str]| {
+        TestCommand::new(&dir)
+            .args(["run", "toy2d-tiny.toml"])
+            .args(args)
+            .output()
+    };
+    assert!(run(&["--only", "data", "-q"]).status.success());
+    std::fs::write(
+        dir.join("run/.energy.lock"),
+        "pid 4242\nhost elsewhere-node-7\n",
+    )
+    .unwrap();
+    let o = run(&["--only", "energy"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert_contains(
+        &err,
+        &[
+            "stage `energy` of run directory",
+            "is locked by emdesign pid 4242 on host elsewhere-node-7",
+            "`emdesign unlock WORKFLOW --stage energy`",
+        ],
+    );
+    assert!(
+        !run(&["-q"]).status.success(),
+        "a plain run must not take it either"
+    );
+    let out = TestCommand::new(&dir)
+        .args(["unlock", "toy2d-tiny.toml", "--stage", "energy"])
+        .stdout();
+    assert_contains(
+        &out,
+        &[
+            "removed ",
+            ".energy.lock (pid 4242 on host elsewhere-node-7)",
+        ],
+    );
+    // Left on this host by a process that is gone: taken over, with a warning.
+    std::fs::write(dir.join("run/.lock"), "pid 999999\n").unwrap();
+    let o = run(&["-q"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_contains(
+        &String::from_utf8_lossy(&o.stderr),
+        &["took over the lock", "which no longer runs"],
+    );
+    assert!(!dir.join("run/.lock").exists() && !dir.join("run/.energy.lock").exists());
+    let out = TestCommand::new(&dir)
+        .args(["unlock", "toy2d-tiny.toml"])
+        .stdout();
+    assert_contains(&out, &["no locks to remove"]);
+    let err = TestCommand::new(&dir)
+        .args(["unlock", "toy2d-tiny.toml", "--stage", "zz"])
+        .assert_err();
+    assert_contains(
+        &err,
+        &["--stage: no stage named `zz` (stages: data, energy, sample, report)"],
+    );
+}

@@ -109,7 +109,8 @@ impl<P: Progress> Runner<P> {
 }
 
 impl<P: Progress> Only<'_, P> {
-    /// Run the stage (or reuse it when fresh) in the run directory, holding its lock.
+    /// Run the stage (or reuse it when fresh) in the run directory, holding its stage lock
+    /// only (other instances of the workflow may run meanwhile).
     pub fn run(self) -> Result<StageReport> {
         let r = self.runner;
         std::fs::create_dir_all(&r.run_dir)
@@ -117,7 +118,7 @@ impl<P: Progress> Only<'_, P> {
         let fresh =
             || !self.forcing && fresh_record(&r.run_dir.join(self.stage.name()), &self.key).is_ok();
         // A read-only run directory can still be reused when the stage is fresh.
-        let _lock = match r.tool.lock(&r.run_dir) {
+        let _lock = match r.lock_stage(self.stage.name()) {
             Ok(lock) => Some(lock),
             Err(e) if is_read_only(&e) && fresh() => None,
             Err(e) => return Err(e),

@@ -151,7 +151,12 @@ impl<P: Progress> Runner<P> {
             .with_context(|| format!("cannot create run directory {}", self.run_dir.display()))?;
         // A read-only run directory can still be reused when everything in it is fresh.
         let _lock = match self.tool.lock(&self.run_dir) {
-            Ok(lock) => Some(lock),
+            Ok(lock) => {
+                if let Some(why) = lock.took_over() {
+                    self.progress.warning(why);
+                }
+                Some(lock)
+            }
             Err(e)
                 if is_read_only(&e)
                     && self.force.is_none()
@@ -169,12 +174,26 @@ impl<P: Progress> Runner<P> {
             let name = stage.name().to_string();
             forcing |= self.force.as_deref() == Some(name.as_str());
             let key = stage.key(&upstream_keys(stage.as_ref(), &keys)?)?;
+            // Each stage under its own lock too, so a `--only` job on it is never clobbered.
+            let _stage_lock = match &_lock {
+                Some(_) => Some(self.lock_stage(&name)?),
+                None => None,
+            };
             let report = self.visit(stage.as_ref(), &key, &dirs, forcing)?;
             keys.insert(name.clone(), key);
             dirs.insert(name.clone(), self.run_dir.join(&name));
             reports.push(report);
         }
         Ok(reports)
+    }
+
+    /// The lock of stage `name`, saying so when it took over one left by a gone process.
+    pub(crate) fn lock_stage(&self, name: &str) -> Result<crate::RunLock> {
+        let lock = self.tool.lock_stage(&self.run_dir, name)?;
+        if let Some(why) = lock.took_over() {
+            self.progress.warning(why);
+        }
+        Ok(lock)
     }
 
     /// One stage of a run: reused when fresh (unless `forcing`), else checked, run

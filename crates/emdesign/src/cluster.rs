@@ -1,13 +1,14 @@
 //! What a cluster engine calls: `run WORKFLOW --only ID`, one stage instance into the shared
 //! run directory, written exactly as a full run writes it (the engine runs the instances in
-//! the plan's order, in parallel where the graph allows).
+//! the plan's order, in parallel where the graph allows), and `unlock`, which removes the
+//! locks a process left behind where emdesign cannot take them over (another host).
 
 use std::path::Path;
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use em_pipeline::UpstreamNotReady;
 
-use crate::cli::RunArgs;
+use crate::cli::{RunArgs, UnlockArgs};
 use crate::progress::Progress;
 use crate::stage::{self, Runner, TOOL};
 use crate::workflow::Plan;
@@ -56,4 +57,43 @@ fn with_hint(err: anyhow::Error, args: &RunArgs) -> anyhow::Error {
          every stage with `emdesign run {wf}{run_dir}`)",
         up = not_ready.upstream
     )
+}
+
+/// `emdesign unlock WORKFLOW [--stage ID]`: remove the run lock and every stage lock (or
+/// that stage's), all or nothing: a lock a running process of this host holds is refused.
+pub fn unlock(args: &UnlockArgs) -> Result<()> {
+    use em_pipeline::run_lock::{self, Holder};
+    let plan = crate::workflow::load(&args.workflow.workflow, args.workflow.run_dir.as_deref())?;
+    let dir = &plan.workflow.run_dir;
+    let names = plan.stage_names();
+    let paths = match &args.stage {
+        Some(id) if !names.contains(&id.as_str()) => bail!(
+            "--stage: no stage named `{id}` (stages: {})",
+            names.join(", ")
+        ),
+        Some(id) => vec![stage::run_dir::stage_lock(dir, id)],
+        None => std::iter::once(dir.join(stage::run_dir::LOCK))
+            .chain(names.iter().map(|id| stage::run_dir::stage_lock(dir, id)))
+            .collect(),
+    };
+    for path in &paths {
+        if let Some(Holder::Running(owner)) = run_lock::holder(path)? {
+            bail!(
+                "{} is held by a running emdesign process ({owner}); stop that process \
+                 instead (nothing removed)",
+                path.display()
+            );
+        }
+    }
+    let mut removed = 0;
+    for path in &paths {
+        if let Some(owner) = run_lock::remove(path, TOOL.name)? {
+            println!("removed {} ({owner})", path.display());
+            removed += 1;
+        }
+    }
+    if removed == 0 {
+        println!("no locks to remove in {}", dir.display());
+    }
+    Ok(())
 }

@@ -24,6 +24,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Check { workflow } => check(&workflow),
         Command::Plan(args) => plan(&args, data_dir),
         Command::Clean(args) => clean(&args),
+        Command::Unlock(args) => crate::cluster::unlock(&args),
         Command::Toy(args) => toy(&args),
         Command::Data {
             command: DataCommand::Split(args),
