@@ -29,3 +29,7 @@ mod image_workflow;
 
 // `emdesign bench`: a tiny methods x tasks x seeds grid, outputs, resume, narrowing.
 mod bench;
+
+// What a cluster engine drives: `run --only`, per-stage locks and `unlock`, `export
+// snakemake` (the Snakemake run itself needs snakemake, installed by .ci/run).
+mod cluster;

@@ -7,13 +7,14 @@
 #[allow(dead_code)]
 mod util;
 
-use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use util::{Dir, TestCommand, assert_contains, data_dir, fixtures, smoke};
+use util::{
+    Dir, TestCommand, assert_contains, assert_same_outputs, data_dir, fixtures, outputs, smoke,
+};
 
 fn emdesign(dir: &Dir, data: Option<&Path>) -> TestCommand {
     let mut cmd = TestCommand::new(dir);
@@ -27,69 +28,6 @@ fn stage_line<'a>(out: &'a str, stage: &str) -> &'a str {
     out.lines()
         .find(|l| l.split_whitespace().next() == Some(stage))
         .unwrap_or_else(|| panic!("no `{stage}` line in:\n{out}"))
-}
-
-/// Every file below `root` with its bytes, leaving out the files that hold wall times
-/// (stage records, `summary.json`, the report's stage-time tables).
-fn outputs(root: &Path) -> BTreeMap<String, Vec<u8>> {
-    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
-        for e in std::fs::read_dir(dir).unwrap().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                walk(root, &p, out);
-                continue;
-            }
-            let rel = p.strip_prefix(root).unwrap().display().to_string();
-            let name = p.file_name().unwrap().to_string_lossy().into_owned();
-            // `.empot`: burn records hold random parameter ids, so equal weights differ in
-            // bytes; the designs sampled from them are compared instead.
-            if ["stage.json", "summary.json", "report.md", "report.json"].contains(&name.as_str())
-                || name.ends_with(".empot")
-            {
-                continue;
-            }
-            let mut bytes = std::fs::read(&p).unwrap();
-            if name.ends_with(".json") {
-                // Batch and evaluation files carry their wall time: compare the rest.
-                let mut v: serde_json::Value = serde_json::from_slice(&bytes)
-                    .unwrap_or_else(|e| panic!("{rel}: not JSON: {e}"));
-                drop_wall_times(&mut v);
-                bytes = v.to_string().into_bytes();
-            }
-            // Paths of the run itself (`resolved.toml`'s run_dir) differ between folders.
-            if let (Ok(text), Some(parent)) = (std::str::from_utf8(&bytes), root.parent()) {
-                bytes = text
-                    .replace(&parent.display().to_string(), "<DIR>")
-                    .into_bytes();
-            }
-            out.insert(rel, bytes);
-        }
-    }
-    fn drop_wall_times(v: &mut serde_json::Value) {
-        match v {
-            serde_json::Value::Object(m) => {
-                m.remove("wall_secs");
-                m.values_mut().for_each(drop_wall_times);
-            }
-            serde_json::Value::Array(a) => a.iter_mut().for_each(drop_wall_times),
-            _ => {}
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(root, root, &mut out);
-    out
-}
-
-fn assert_same_outputs(a: &Path, b: &Path, what: &str) {
-    let (oa, ob) = (outputs(a), outputs(b));
-    assert_eq!(
-        oa.keys().collect::<Vec<_>>(),
-        ob.keys().collect::<Vec<_>>(),
-        "{what}: different files"
-    );
-    for (k, v) in &oa {
-        assert!(v == &ob[k], "{what}: {k} differs");
-    }
 }
 
 /// A small deterministic generator for the seeded fault points (splitmix64).

@@ -6,7 +6,8 @@
 //! (key and output checksums match the completion [`Record`]), runs stale ones into a
 //! staging directory renamed into place on success (resumable stages keep theirs across a
 //! kill), holds the [`RunLock`] meanwhile and tells a [`Progress`] what happens, which the
-//! application renders. [`run_dir`] makes a run directory owned by its [`Tool`], so that
+//! application renders. [`Runner::only`] runs one stage instance whose upstream stages are
+//! finished (a cluster engine's job). [`run_dir`] makes a run directory owned by its [`Tool`], so that
 //! cleaning it removes only what the tool wrote.
 //!
 //! ```
@@ -41,6 +42,7 @@
 //! ```
 
 pub mod cache;
+pub mod only;
 pub mod progress;
 pub mod run_dir;
 pub mod run_lock;
@@ -48,6 +50,7 @@ pub mod runner;
 pub mod stage;
 
 pub use cache::{Key, Record};
+pub use only::{Only, UpstreamNotReady};
 pub use progress::{Bar, Progress, ProgressBar, Silent};
 pub use run_dir::Tool;
 pub use run_lock::RunLock;

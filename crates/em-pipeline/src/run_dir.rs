@@ -42,13 +42,43 @@ impl Tool {
     pub fn lock(&self, dir: &Path) -> Result<crate::RunLock> {
         crate::RunLock::acquire(dir, self.name)
     }
+
+    /// The lock of stage `id` in run directory `dir` (which must exist).
+    pub fn lock_stage(&self, dir: &Path, id: &str) -> Result<crate::RunLock> {
+        crate::RunLock::acquire_file(
+            &stage_lock(dir, id),
+            &format!("stage `{id}` of run directory {}", dir.display()),
+            &format!("{} unlock WORKFLOW --stage {id}", self.name),
+            self.name,
+        )
+    }
+}
+
+/// The lock file of stage `id` in run directory `dir`: `.<id>.lock`.
+pub fn stage_lock(dir: &Path, id: &str) -> PathBuf {
+    dir.join(format!(".{id}.lock"))
+}
+
+/// Whether `name` is a lock file of the run or of one of `stages`, or the temporary file a
+/// lock is written to first (`<lock>.<pid>.tmp`).
+fn is_lock_file(name: &str, stages: &[&str]) -> bool {
+    let lock = name
+        .strip_suffix(".tmp")
+        .and_then(|n| n.rsplit_once('.'))
+        .filter(|(_, pid)| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
+        .map_or(name, |(lock, _)| lock);
+    lock == LOCK
+        || lock
+            .strip_prefix('.')
+            .and_then(|n| n.strip_suffix(".lock"))
+            .is_some_and(|id| stages.contains(&id))
 }
 
 /// Whether `name`, an entry at the top of a run directory, is one `tool` writes for a
 /// workflow with these stages: a stage folder, its staging folder (`name.partial`,
 /// `.name.tmp`), a run-level file, or an atomic-write temp file of one of those.
 pub fn is_ours(tool: &Tool, name: &str, stages: &[&str]) -> bool {
-    if tool.is_run_file(name) || stages.contains(&name) {
+    if tool.is_run_file(name) || stages.contains(&name) || is_lock_file(name, stages) {
         return true;
     }
     if let Some(stem) = name.strip_suffix(".partial") {
@@ -183,11 +213,16 @@ pub fn clean(tool: &Tool, dir: &Path, workflow: Option<&Path>, stages: &[&str]) 
     let mut removed = Vec::new();
     {
         let _lock = tool.lock(dir)?;
+        // Nor a stage a `--only` job is running.
+        let _stage_locks = stages
+            .iter()
+            .map(|id| tool.lock_stage(dir, id))
+            .collect::<Result<Vec<_>>>()?;
         let mut names: Vec<String> = std::fs::read_dir(dir)
             .with_context(|| format!("cannot list {}", dir.display()))?
             .filter_map(|e| e.ok())
             .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| is_ours(tool, n, stages) && n != LOCK && n != marker)
+            .filter(|n| is_ours(tool, n, stages) && !is_lock_file(n, stages) && n != marker)
             .collect();
         names.sort();
         for name in names {
@@ -238,6 +273,9 @@ mod tests {
     fn names_emdesign_writes() {
         for n in [
             "data",
+            ".energy.lock",
+            ".energy.lock.4242.tmp",
+            ".lock.17.tmp",
             "energy.partial",
             ".energy.tmp",
             "resolved.toml",
@@ -252,6 +290,8 @@ mod tests {
             "design",
             ".x.tmp",
             ".summary.json.tmp",
+            ".design.lock",
+            ".energy.lock.x.tmp",
             "data.csv",
         ] {
             assert!(!is_ours(&TOOL, n, &STAGES), "{n}");

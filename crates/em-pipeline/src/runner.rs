@@ -151,7 +151,12 @@ impl<P: Progress> Runner<P> {
             .with_context(|| format!("cannot create run directory {}", self.run_dir.display()))?;
         // A read-only run directory can still be reused when everything in it is fresh.
         let _lock = match self.tool.lock(&self.run_dir) {
-            Ok(lock) => Some(lock),
+            Ok(lock) => {
+                if let Some(why) = lock.took_over() {
+                    self.progress.warning(why);
+                }
+                Some(lock)
+            }
             Err(e)
                 if is_read_only(&e)
                     && self.force.is_none()
@@ -169,35 +174,63 @@ impl<P: Progress> Runner<P> {
             let name = stage.name().to_string();
             forcing |= self.force.as_deref() == Some(name.as_str());
             let key = stage.key(&upstream_keys(stage.as_ref(), &keys)?)?;
-            let final_dir = self.run_dir.join(&name);
-            let found = if forcing {
-                Err(None)
-            } else {
-                fresh_record(&final_dir, &key)
+            // Each stage under its own lock too, so a `--only` job on it is never clobbered.
+            let _stage_lock = match &_lock {
+                Some(_) => Some(self.lock_stage(&name)?),
+                None => None,
             };
-            let report = match found {
-                Ok(record) => StageReport {
-                    status: Status::Fresh,
-                    record,
-                    wall_secs: 0.0,
-                },
-                Err(why) => {
-                    if let Some(why) = why {
-                        self.progress.warning(&format!(
-                            "stage `{name}`: {why} since it finished; running it again"
-                        ));
-                    }
-                    stage.preflight()?;
-                    self.progress.stage_started(&name);
-                    self.run_one(stage.as_ref(), &key, &dirs, forcing)?
-                }
-            };
-            self.progress.stage_done(&report);
+            let report = self.visit(stage.as_ref(), &key, &dirs, forcing)?;
             keys.insert(name.clone(), key);
-            dirs.insert(name, final_dir);
+            dirs.insert(name.clone(), self.run_dir.join(&name));
             reports.push(report);
         }
         Ok(reports)
+    }
+
+    /// The lock of stage `name`, saying so when it took over one left by a gone process.
+    pub(crate) fn lock_stage(&self, name: &str) -> Result<crate::RunLock> {
+        let lock = self.tool.lock_stage(&self.run_dir, name)?;
+        if let Some(why) = lock.took_over() {
+            self.progress.warning(why);
+        }
+        Ok(lock)
+    }
+
+    /// One stage of a run: reused when fresh (unless `forcing`), else checked, run
+    /// atomically and recorded; the progress hears of it either way.
+    pub(crate) fn visit(
+        &self,
+        stage: &dyn Stage,
+        key: &Key,
+        dirs: &BTreeMap<String, PathBuf>,
+        forcing: bool,
+    ) -> Result<StageReport> {
+        let name = stage.name();
+        let final_dir = self.run_dir.join(name);
+        let found = if forcing {
+            Err(None)
+        } else {
+            fresh_record(&final_dir, key)
+        };
+        let report = match found {
+            Ok(record) => StageReport {
+                status: Status::Fresh,
+                record,
+                wall_secs: 0.0,
+            },
+            Err(why) => {
+                if let Some(why) = why {
+                    self.progress.warning(&format!(
+                        "stage `{name}`: {why} since it finished; running it again"
+                    ));
+                }
+                stage.preflight()?;
+                self.progress.stage_started(name);
+                self.run_one(stage, key, dirs, forcing)?
+            }
+        };
+        self.progress.stage_done(&report);
+        Ok(report)
     }
 
     fn run_one(
@@ -306,7 +339,7 @@ pub fn is_read_only(err: &anyhow::Error) -> bool {
 /// The record of a finished stage directory when it is fresh: its key is `key` and every
 /// output file matches its checksum. `Err(None)`: absent or another key (plainly stale);
 /// `Err(Some(why))`: the key matches but an output was damaged.
-fn fresh_record(dir: &Path, key: &Key) -> std::result::Result<Record, Option<String>> {
+pub(crate) fn fresh_record(dir: &Path, key: &Key) -> std::result::Result<Record, Option<String>> {
     match cache::read_record(dir) {
         Some(r) if &r.key == key => match cache::verify_outputs(dir, &r) {
             Ok(()) => Ok(r),
@@ -316,7 +349,10 @@ fn fresh_record(dir: &Path, key: &Key) -> std::result::Result<Record, Option<Str
     }
 }
 
-fn upstream_keys(stage: &dyn Stage, keys: &BTreeMap<String, Key>) -> Result<Vec<(String, Key)>> {
+pub(crate) fn upstream_keys(
+    stage: &dyn Stage,
+    keys: &BTreeMap<String, Key>,
+) -> Result<Vec<(String, Key)>> {
     stage
         .upstream()
         .into_iter()

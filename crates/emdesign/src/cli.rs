@@ -1,5 +1,5 @@
 //! The command line, as clap derive types: `run`, `check`, `plan` (alias `list-stages`),
-//! `clean`, `toy`, `data`, `oracle`, `eval`. Parsing only; `commands.rs` does the work.
+//! `clean`, `unlock`, `toy`, `data`, `oracle`, `eval`. Parsing only; `commands.rs` does the work.
 
 use std::path::PathBuf;
 
@@ -33,6 +33,10 @@ pub enum Command {
     Plan(PlanArgs),
     /// Remove a workflow's run directory.
     Clean(WorkflowArgs),
+    /// Remove the run locks of a workflow's run directory (the run's and every stage's, or
+    /// one stage's with `--stage`) left by a process that no longer runs, e.g. on another
+    /// host; says what it removed. A lock of a running process on this host is refused.
+    Unlock(UnlockArgs),
     /// Shortcut for the 2D workflow: train Energy Matching on a 2D target and sample it.
     Toy(ToyArgs),
     /// Protein data: benchmark splits and the data directory.
@@ -76,9 +80,15 @@ pub enum Command {
 pub struct RunArgs {
     /// The workflow TOML file.
     pub workflow: PathBuf,
-    /// Redo this stage and every stage after it, even when fresh.
+    /// Redo this stage and every stage after it, even when fresh (with `--only`: redo that
+    /// one stage).
     #[arg(long, value_name = "STAGE")]
     pub force: Option<String>,
+    /// Run only this stage instance (an id from `emdesign plan`), into the shared run
+    /// directory; its upstream stages must be finished and fresh. What a cluster engine
+    /// calls per job; `summary.json` is left to plain runs.
+    #[arg(long, value_name = "ID")]
+    pub only: Option<String>,
     /// Run directory (default: the workflow's `run_dir`, relative to the workflow file).
     #[arg(long, value_name = "DIR")]
     pub run_dir: Option<PathBuf>,
@@ -95,6 +105,17 @@ pub struct WorkflowArgs {
     /// Run directory (default: the workflow's `run_dir`).
     #[arg(long, value_name = "DIR")]
     pub run_dir: Option<PathBuf>,
+}
+
+/// Arguments of `emdesign unlock`.
+#[derive(Args, Debug)]
+pub struct UnlockArgs {
+    /// The workflow and its run directory.
+    #[command(flatten)]
+    pub workflow: WorkflowArgs,
+    /// Remove only this stage instance's lock.
+    #[arg(long, value_name = "ID")]
+    pub stage: Option<String>,
 }
 
 /// Arguments of `emdesign plan`.

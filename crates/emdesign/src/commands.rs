@@ -24,6 +24,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Check { workflow } => check(&workflow),
         Command::Plan(args) => plan(&args, data_dir),
         Command::Clean(args) => clean(&args),
+        Command::Unlock(args) => crate::cluster::unlock(&args),
         Command::Toy(args) => toy(&args),
         Command::Data {
             command: DataCommand::Split(args),
@@ -48,6 +49,9 @@ pub fn run(cli: Cli) -> Result<()> {
 
 fn run_workflow(args: &RunArgs, data_dir: Option<&Path>) -> Result<()> {
     let plan = workflow::load(&args.workflow, args.run_dir.as_deref())?;
+    if let Some(id) = &args.only {
+        return crate::cluster::run_only(&plan, args, id, data_dir);
+    }
     execute(
         &plan,
         Some(&args.workflow),
@@ -76,13 +80,7 @@ fn execute(
         );
     }
     let run_dir = &plan.workflow.run_dir;
-    run_dir::prepare(&TOOL, run_dir, workflow_file, plan.stage_names())?;
-    // Unchanged: not rewritten (an all-fresh rerun then writes nothing it need not).
-    let resolved = plan.resolved_toml()?;
-    let resolved_path = run_dir.join("resolved.toml");
-    if std::fs::read_to_string(&resolved_path).ok().as_deref() != Some(resolved.as_str()) {
-        cache::write_atomic(&resolved_path, resolved.as_bytes())?;
-    }
+    prepare_run_dir(plan, workflow_file)?;
     let progress = Progress::new(quiet);
     let runner = Runner {
         tool: &TOOL,
@@ -127,6 +125,19 @@ fn execute(
         start.elapsed().as_secs_f64(),
         run_dir.display()
     ));
+    Ok(())
+}
+
+/// Make the plan's run directory ready (refusing one emdesign does not own) and write its
+/// `resolved.toml`, unless unchanged (an all-fresh rerun then writes nothing it need not).
+pub(crate) fn prepare_run_dir(plan: &Plan, workflow_file: Option<&Path>) -> Result<()> {
+    let run_dir = &plan.workflow.run_dir;
+    run_dir::prepare(&TOOL, run_dir, workflow_file, plan.stage_names())?;
+    let resolved = plan.resolved_toml()?;
+    let resolved_path = run_dir.join("resolved.toml");
+    if std::fs::read_to_string(&resolved_path).ok().as_deref() != Some(resolved.as_str()) {
+        cache::write_atomic(&resolved_path, resolved.as_bytes())?;
+    }
     Ok(())
 }
 

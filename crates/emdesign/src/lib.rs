@@ -10,6 +10,7 @@
 
 mod bench;
 pub mod cli;
+mod cluster;
 mod commands;
 mod image_cmd;
 mod oracle_cmd;
