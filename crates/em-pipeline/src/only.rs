@@ -130,8 +130,6 @@ impl<P: Progress> Only<'_, P> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::progress::Silent;
-    use crate::run_dir::Tool;
     use crate::runner::Status;
     use crate::stage::{Outcome, StageCtx};
     use std::path::Path;
@@ -162,23 +160,7 @@ mod tests {
         }
     }
 
-    const TOOL: Tool = Tool {
-        name: "test",
-        marker: ".test-run",
-        marker_text: "a test run directory\n",
-        run_files: &[],
-        choose_run_dir: "another folder",
-        example_run_dir: |stem| format!("`runs/{stem}`"),
-    };
-
-    fn runner(dir: &Path, force: Option<&str>) -> Runner<Silent> {
-        Runner {
-            tool: &TOOL,
-            run_dir: dir.to_path_buf(),
-            force: force.map(String::from),
-            progress: Silent,
-        }
-    }
+    use crate::runner::tests::runner;
 
     fn stages(a: u32) -> Vec<Box<dyn Stage>> {
         vec![

@@ -389,7 +389,7 @@ pub fn summary_line(r: &StageReport) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::progress::Silent;
     use crate::stage::Outcome;
@@ -510,7 +510,8 @@ mod tests {
         example_run_dir: |stem| format!("`runs/{stem}`"),
     };
 
-    fn runner(dir: &Path, force: Option<&str>) -> Runner<Silent> {
+    /// A silent runner over `dir` for the unit tests here and in `only`.
+    pub(crate) fn runner(dir: &Path, force: Option<&str>) -> Runner<Silent> {
         Runner {
             tool: &TOOL,
             run_dir: dir.to_path_buf(),
