@@ -106,7 +106,13 @@ pub enum Holder {
 
 /// Who holds the lock file `path`, `None` when there is none.
 pub fn holder(path: &Path) -> Result<Option<Holder>> {
-    let mut file = match std::fs::File::open(path) {
+    Ok(inspect(path)?.map(|(_, holder)| holder))
+}
+
+/// The lock file `path` opened, with who holds it; unless [`Holder::Running`], the returned
+/// handle holds its OS lock (so nobody takes it meanwhile). `None` when there is no file.
+fn inspect(path: &Path) -> Result<Option<(File, Holder)>> {
+    let mut file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e).with_context(|| format!("cannot open {}", path.display())),
@@ -115,14 +121,15 @@ pub fn holder(path: &Path) -> Result<Option<Holder>> {
     file.read_to_string(&mut text)
         .with_context(|| format!("cannot read {}", path.display()))?;
     let owner = Owner::parse(&text);
-    Ok(Some(match file.try_lock() {
+    let holder = match file.try_lock() {
         Err(TryLockError::WouldBlock) => Holder::Running(owner),
         Err(TryLockError::Error(e)) => {
             return Err(e).with_context(|| format!("cannot lock {}", path.display()));
         }
         Ok(()) if owner.is_here() => Holder::Left(owner),
         Ok(()) => Holder::OtherHost(owner),
-    }))
+    };
+    Ok(Some((file, holder)))
 }
 
 /// Held while a process works on what the lock guards; its file is removed on drop.
@@ -172,37 +179,22 @@ impl RunLock {
                 }
             }
             drop(file);
-            let existing = match File::open(path) {
-                Ok(f) => f,
-                Err(e) if e.kind() == ErrorKind::NotFound => continue,
-                Err(e) => return Err(e).with_context(|| format!("cannot open {}", path.display())),
+            let Some((existing, holder)) = inspect(path)? else {
+                continue;
             };
-            let locked = existing.try_lock();
-            let mut text = String::new();
-            (&existing)
-                .read_to_string(&mut text)
-                .with_context(|| format!("cannot read {}", path.display()))?;
-            let owner = Owner::parse(&text);
-            match locked {
-                Ok(()) => {}
-                Err(TryLockError::WouldBlock) => bail!(
+            let owner = match holder {
+                Holder::Running(owner) => bail!(
                     "{what} is in use by another {tool} process ({owner}); wait for it to \
                      finish or use another run directory"
                 ),
-                Err(TryLockError::Error(e)) => {
-                    return Err(e).with_context(|| format!("cannot lock {}", path.display()));
-                }
-            }
-            // Its holder may have just removed it and gone: then look again.
-            if !same_file(&existing, path) {
-                continue;
-            }
-            if !owner.is_here() {
-                bail!(
+                // Its holder may have just removed it and gone: then look again.
+                _ if !same_file(&existing, path) => continue,
+                Holder::OtherHost(owner) => bail!(
                     "{what} is locked by {tool} {owner}, where it may still run (this host \
                      cannot tell); if it does not, remove the lock with `{unlock}`"
-                );
-            }
+                ),
+                Holder::Left(owner) => owner,
+            };
             std::fs::remove_file(path)
                 .with_context(|| format!("cannot remove {}", path.display()))?;
             took_over = Some(format!(

@@ -151,12 +151,7 @@ impl<P: Progress> Runner<P> {
             .with_context(|| format!("cannot create run directory {}", self.run_dir.display()))?;
         // A read-only run directory can still be reused when everything in it is fresh.
         let _lock = match self.tool.lock(&self.run_dir) {
-            Ok(lock) => {
-                if let Some(why) = lock.took_over() {
-                    self.progress.warning(why);
-                }
-                Some(lock)
-            }
+            Ok(lock) => Some(self.announced(lock)),
             Err(e)
                 if is_read_only(&e)
                     && self.force.is_none()
@@ -189,11 +184,15 @@ impl<P: Progress> Runner<P> {
 
     /// The lock of stage `name`, saying so when it took over one left by a gone process.
     pub(crate) fn lock_stage(&self, name: &str) -> Result<crate::RunLock> {
-        let lock = self.tool.lock_stage(&self.run_dir, name)?;
+        Ok(self.announced(self.tool.lock_stage(&self.run_dir, name)?))
+    }
+
+    /// `lock`, after warning when it took over one left by a gone process.
+    fn announced(&self, lock: crate::RunLock) -> crate::RunLock {
         if let Some(why) = lock.took_over() {
             self.progress.warning(why);
         }
-        Ok(lock)
+        lock
     }
 
     /// One stage of a run: reused when fresh (unless `forcing`), else checked, run

@@ -82,8 +82,6 @@ pub fn train_own_oracle(
     let config = oracle_config(epochs, seed);
     let (cnn, training) = train_predictor(&rows, &config, device, progress)?;
     let held_out = held_out_rows(rows.len(), &config);
-    let seqs: Vec<Vec<u8>> = rows.iter().map(|r| r.0.clone()).collect();
-    let truth: Vec<f32> = held_out.iter().map(|&i| rows[i].1).collect();
     let mut report = OwnOracleReport {
         task: task.name().into(),
         rows: rows.len(),
@@ -93,6 +91,8 @@ pub fn train_own_oracle(
         ggs_spearman_held_out: None,
     };
     if let Some(reference) = reference {
+        let seqs: Vec<Vec<u8>> = rows.iter().map(|r| r.0.clone()).collect();
+        let truth: Vec<f32> = held_out.iter().map(|&i| rows[i].1).collect();
         let ours = cnn.score(&seqs)?;
         let theirs = reference.try_score(&seqs)?;
         let pick = |v: &[f32]| held_out.iter().map(|&i| v[i]).collect::<Vec<f32>>();
