@@ -309,11 +309,43 @@ fn malformed_protein_workflows_name_file_line_and_field() {
 }
 
 #[test]
-fn missing_or_incomplete_data_dir_is_a_clear_error_before_any_output() {
-    let err = run_bad(&smoke(&[]), None);
-    assert_contains(&err, &["data directory", "EMDESIGN_DATA"]);
-    let empty = Dir::new();
-    std::fs::create_dir_all(empty.join("aav")).unwrap();
-    let err = run_bad(&smoke(&[]), Some(empty.path()));
-    assert_contains(&err, &["oracle.safetensors"]);
+fn fresh_clone_without_data_dir_scores_with_the_embedded_oracle_and_says_so() {
+    // No data directory at all (TestCommand clears EMDESIGN_DATA): the run goes to the end,
+    // says at start which oracle it uses, and every report names it.
+    let dir = Dir::new();
+    dir.create(
+        "w.toml",
+        &smoke(&[(
+            "source = \"ggs\"                # the published GGS predictor of the split\nsmoothed = true",
+            "source = \"train\"\nepochs = 2\nbatch_size = 64\nlearning_rate = 1e-3\nval_samples = 64\nchannels = 8",
+        )]),
+    );
+    let out = TestCommand::new(&dir).args(["run", "w.toml"]).output();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert_contains(
+        &stderr,
+        &[
+            "oracle: emdesign-trained",
+            "aav/oracle_emdesign.safetensors",
+            "emdesign data fetch",
+        ],
+    );
+    assert_contains(stage_line(&stdout, "evaluate"), &["ran", "fitness="]);
+    assert_contains(
+        &dir.read("run/report/report.md"),
+        &[
+            "oracle: emdesign-trained",
+            "not comparable with the published rows",
+        ],
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&dir.read("run/report/report.json")).unwrap();
+    assert_eq!(report["oracle"], "emdesign-trained");
+    // A data directory that is named but is not a folder stays an error before any output.
+    let err = run_bad(&smoke(&[]), Some(&dir.join("no-such-folder")));
+    assert_contains(&err, &["no-such-folder", "not a folder"]);
 }

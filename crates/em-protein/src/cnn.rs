@@ -3,9 +3,11 @@
 //! to safetensors with the PyTorch tensor names, differentiable in its (relaxed) one-hot input.
 
 mod fused;
+mod fused_train;
 mod store;
 
 pub use fused::FusedCnn;
+pub use fused_train::{CnnAdam, mse_and_grads};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -30,6 +30,19 @@ const AAV_GROUND_TRUTH: &[u8] = include_bytes!(concat!(
     "/../../datasets/aav/ground_truth.csv.gz"
 ));
 
+/// emdesign's own oracles (the GGS CNN architecture trained by `emdesign data train-oracle`
+/// on the vendored ground truth; how well they agree with the GGS oracle is in
+/// `datasets/<task>/oracle_emdesign.json`), embedded so that a fresh clone can score designs
+/// without the data directory (the GGS checkpoints have no licence and are not shipped).
+const GFP_OWN_ORACLE: &[u8] = include_bytes!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../datasets/gfp/oracle_emdesign.safetensors"
+));
+const AAV_OWN_ORACLE: &[u8] = include_bytes!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../datasets/aav/oracle_emdesign.safetensors"
+));
+
 /// SHA-256 of every file emdesign reads, by path relative to the data directory (the
 /// `.gz` ground truths and GGS GFP splits are the vendored ones; the rest are the shared
 /// mirror's).
@@ -171,6 +184,28 @@ impl Task {
         let label = Path::new("datasets").join(rel);
         verify_bytes(&label, bytes, expected_sha256(rel).unwrap_or_default())?;
         self.parse_ground_truth(&label, bytes.to_vec())
+    }
+
+    /// Path of emdesign's own oracle of the task, relative to `datasets/`.
+    ///
+    /// ```
+    /// assert_eq!(em_protein::datasets::Task::Gfp.own_oracle_file(), "gfp/oracle_emdesign.safetensors");
+    /// ```
+    pub fn own_oracle_file(self) -> String {
+        format!("{}/oracle_emdesign.safetensors", self.name())
+    }
+
+    /// The safetensors bytes of emdesign's own oracle of the task (embedded in the binary),
+    /// after checking them against their pinned SHA-256; also returns that hex digest.
+    pub fn own_oracle_bytes(self) -> Result<(&'static [u8], &'static str)> {
+        let bytes = match self {
+            Task::Gfp => GFP_OWN_ORACLE,
+            Task::Aav => AAV_OWN_ORACLE,
+        };
+        let rel = self.own_oracle_file();
+        let expected = expected_sha256(&rel).unwrap_or_default();
+        verify_bytes(&Path::new("datasets").join(&rel), bytes, expected)?;
+        Ok((bytes, expected))
     }
 
     /// Load the ground truth from a data directory (`{dir}/{task}/ground_truth.csv[.gz]`),

@@ -17,19 +17,19 @@ const SAMPLE_CHUNK: usize = 8;
 /// The folded CNN as plain f32 buffers.
 #[derive(Debug, Clone)]
 pub struct FusedCnn {
-    tokens: usize,
-    kernel: usize,
-    embedding: usize,
+    pub(super) tokens: usize,
+    pub(super) kernel: usize,
+    pub(super) embedding: usize,
     /// Folded conv weight `[kernel * tokens, embedding]`; row `j * tokens + t` is input
     /// token `t` at window offset `j`.
-    w: Vec<f32>,
+    pub(super) w: Vec<f32>,
     /// The same, transposed: `[embedding, kernel * tokens]` (the backward's rows).
-    wt: Vec<f32>,
+    pub(super) wt: Vec<f32>,
     /// Folded bias `b_emb + W_emb b_enc`, `[embedding]`.
-    b: Vec<f32>,
+    pub(super) b: Vec<f32>,
     /// Decoder weight `[embedding]` and bias.
-    dec: Vec<f32>,
-    dec_b: f32,
+    pub(super) dec: Vec<f32>,
+    pub(super) dec_b: f32,
 }
 
 impl FusedCnn {

@@ -16,16 +16,35 @@ impl CnnConfig {
     /// Every tensor must be present with the configured shape, and no other may be.
     pub fn load(&self, path: impl AsRef<Path>, device: &Device) -> Result<Cnn, CnnError> {
         let path = path.as_ref();
+        self.load_safetensors(path, SafetensorsStore::from_file(path), device)
+    }
+
+    /// [`CnnConfig::load`] from safetensors bytes held in memory (e.g. weights embedded in
+    /// the binary); `label` names them in errors.
+    pub fn load_bytes(&self, label: &Path, bytes: &[u8], device: &Device) -> Result<Cnn, CnnError> {
+        self.load_safetensors(
+            label,
+            SafetensorsStore::from_bytes(Some(bytes.to_vec())),
+            device,
+        )
+    }
+
+    fn load_safetensors(
+        &self,
+        label: &Path,
+        store: SafetensorsStore,
+        device: &Device,
+    ) -> Result<Cnn, CnnError> {
         let mut cnn = self.skeleton(device);
-        let mut store = SafetensorsStore::from_file(path)
+        let mut store = store
             .with_from_adapter(PyTorchToBurnAdapter)
             .allow_partial(true)
             .validate(false);
         let result = cnn.load_from(&mut store).map_err(|e| CnnError::Store {
-            path: path.to_path_buf(),
+            path: label.to_path_buf(),
             message: e.to_string(),
         })?;
-        check_applied(path, &result)?;
+        check_applied(label, &result)?;
         Ok(cnn)
     }
 }
@@ -162,5 +181,29 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("absent.safetensors"), "{err}");
+    }
+
+    #[test]
+    fn bytes_load_like_the_file_and_errors_name_the_label() {
+        let device = Device::flex();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cnn.safetensors");
+        let cnn = tiny().init(4, &device);
+        cnn.save(&path).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        let label = Path::new("embedded/cnn.safetensors");
+        let back = tiny().load_bytes(label, &bytes, &device).unwrap();
+        assert_eq!(back.weights(), cnn.weights());
+        let err = tiny()
+            .with_embedding(7)
+            .load_bytes(label, &bytes, &device)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("embedded/cnn.safetensors"), "{err}");
+        let err = tiny()
+            .load_bytes(label, &bytes[..bytes.len() / 2], &device)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("embedded/cnn.safetensors"), "{err}");
     }
 }

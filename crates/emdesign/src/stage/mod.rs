@@ -27,7 +27,7 @@ pub mod toy_sample;
 
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 pub use em_pipeline::{Outcome, Stage, StageCtx, cache, run_dir, runner};
 pub use runner::{Runner, Status};
 
@@ -46,9 +46,11 @@ pub const TOOL: run_dir::Tool = run_dir::Tool {
     example_run_dir: |stem| format!("`run_dir = \"runs/{stem}\"` in [workflow], or `--run-dir`"),
 };
 
-/// The stages of a plan, in run order. Protein workflows need the data directory
-/// (`--data-dir` / `EMDESIGN_DATA`): its oracle and GGS predictor are located and verified
-/// here, before anything runs.
+/// The stages of a plan, in run order. A benchmark protein workflow uses the data directory
+/// (`--data-dir` / `EMDESIGN_DATA`) when there is one: its oracle and GGS predictor are
+/// located and verified here, before anything runs; without it (a fresh clone) emdesign's
+/// embedded oracle scores the designs and the predictor is trained from the split, and a
+/// message says so.
 pub fn build(plan: &Plan, data_dir: Option<&Path>) -> Result<Vec<Box<dyn Stage>>> {
     let seed = plan.workflow.seed;
     Ok(match &plan.body {
@@ -82,44 +84,25 @@ fn protein_stages(
     p: &crate::workflow::protein::Protein,
     data_dir: Option<&Path>,
 ) -> Result<Vec<Box<dyn Stage>>> {
-    use crate::workflow::protein::{Data, Predictor};
-    use em_protein::datasets::{self, Checkpoint};
+    use crate::workflow::protein::Data;
+    use em_protein::datasets;
+    use em_protein::own_oracle::OracleSource;
     let seed = plan.workflow.seed;
     let data = match &p.data {
         Data::Benchmark(d) => *d,
         Data::File(own) => return own_protein::stages(plan, p, own.as_ref()),
     };
-    let dir = datasets::data_dir(data_dir)
-        .context("protein workflows need the data directory (oracle, GGS predictors)")?;
-    let task = data.task;
-    let oracle_path = task.checkpoint(&dir, Checkpoint::Oracle)?;
-    let ggs_path = match p.predictor {
-        Predictor::Ggs { smoothed } => Some(
-            task.checkpoint(
-                &dir,
-                Checkpoint::Predictor {
-                    difficulty: data.difficulty,
-                    smoothed,
-                },
-            )
-            .map_err(|e| match e {
-                em_protein::error::Error::MissingData { path, .. } => anyhow::anyhow!(
-                    "{}: missing. `[predictor] source = \"ggs\"` needs the published GGS \
-                     predictor of this split, which `emdesign data fetch` cannot download (it \
-                     has no pinned source): set `[predictor] source = \"train\"` to train one \
-                     from the ground truth, or copy the file from the shared benchmark mirror",
-                    path.display()
-                ),
-                other => other.into(),
-            })?,
-        ),
-        Predictor::Train { .. } => None,
-    };
+    let dir = datasets::data_dir(data_dir);
+    let dir_path = dir.as_ref().ok().cloned();
+    let oracle = OracleSource::resolve(data.task, dir)?;
+    eprintln!("{}", oracle.describe());
+    let (predictor, ggs_path) =
+        protein_data::resolve_predictor(&p.predictor, &data, dir_path.as_deref())?;
     let bounded = memory_bounded(p);
     Ok(vec![
         Box::new(protein_data::ProteinDataStage { cfg: data }),
         Box::new(protein_data::PredictorStage {
-            cfg: p.predictor.clone(),
+            cfg: predictor.clone(),
             data: p.data.clone(),
             ggs_path,
             seed,
@@ -130,19 +113,19 @@ fn protein_stages(
         })),
         bounded(Box::new(protein_design::ProteinDesignStage {
             cfg: p.design.clone(),
-            predictor: p.predictor.clone(),
+            predictor: predictor.clone(),
             constraints: None,
         })),
         Box::new(protein_evaluate::ProteinEvaluateStage {
             cfg: p.evaluate.clone(),
             design: p.design.clone(),
-            oracle_path,
+            oracle,
         }),
         Box::new(protein_report::ProteinReportStage {
             cfg: p.report.clone(),
             design: p.design.clone(),
             header: plan.workflow.clone(),
-            predictor: p.predictor.clone(),
+            predictor,
         }),
     ])
 }

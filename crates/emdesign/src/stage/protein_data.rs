@@ -2,10 +2,11 @@
 //! the ground truth -> `train.csv` + `split.json`) and `predictor` (the published GGS predictor copied from the verified data
 //! directory, or a CNN trained on the split -> `predictor.safetensors`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use burn::prelude::*;
+use em_protein::datasets::Checkpoint;
 use em_protein::gfp_splits::{GfpSplit, TrainingSplit, training_split};
 use em_protein::io;
 use em_protein::predictor::train_predictor;
@@ -69,6 +70,41 @@ impl Stage for ProteinDataStage {
             metrics: serde_json::to_value(&info)?,
         })
     }
+}
+
+/// The predictor a benchmark workflow uses and the GGS checkpoint to copy: as configured when
+/// `data_dir` holds the published GGS predictor of the split; otherwise (no data directory,
+/// or the file is absent from it) a CNN trained on the split with GGS's recipe
+/// ([`Predictor::ggs_recipe`]), and a message says so. A file that fails its checksum stays
+/// an error.
+pub fn resolve_predictor(
+    cfg: &Predictor,
+    data: &ProteinData,
+    data_dir: Option<&Path>,
+) -> Result<(Predictor, Option<PathBuf>)> {
+    let Predictor::Ggs { smoothed } = *cfg else {
+        return Ok((cfg.clone(), None));
+    };
+    let checkpoint = Checkpoint::Predictor {
+        difficulty: data.difficulty,
+        smoothed,
+    };
+    let why = match data_dir.map(|dir| data.task.checkpoint(dir, checkpoint)) {
+        Some(Ok(path)) => {
+            eprintln!("predictor: GGS ({})", path.display());
+            return Ok((cfg.clone(), Some(path)));
+        }
+        Some(Err(em_protein::error::Error::MissingData { path, .. })) => {
+            format!("{} is absent", path.display())
+        }
+        Some(Err(e)) => return Err(e.into()),
+        None => "no data directory".to_string(),
+    };
+    eprintln!(
+        "predictor: trained here on the split with GGS's recipe on raw labels ({why}; the \
+         published GGS predictor is not downloadable, copy it from the benchmark mirror)"
+    );
+    Ok((Predictor::ggs_recipe(), None))
 }
 
 /// The `predictor` stage of a protein workflow.
@@ -150,5 +186,52 @@ impl Stage for PredictorStage {
             ],
             metrics: serde_json::json!({ "source": "train", "val_spearman": report.val_spearman }),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use em_protein::benchmark::Difficulty;
+    use em_protein::datasets::Task;
+
+    #[test]
+    fn ggs_predictor_falls_back_to_the_ggs_recipe_only_when_its_file_is_absent() {
+        let data = ProteinData {
+            task: Task::Aav,
+            difficulty: Difficulty::Hard,
+            gfp_split: None,
+        };
+        let ggs = Predictor::Ggs { smoothed: true };
+        let (p, path) = resolve_predictor(&ggs, &data, None).unwrap();
+        assert!(path.is_none());
+        assert_eq!(
+            serde_json::to_value(&p).unwrap(),
+            serde_json::to_value(Predictor::ggs_recipe()).unwrap()
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let (p, path) = resolve_predictor(&ggs, &data, Some(dir.path())).unwrap();
+        assert!(path.is_none() && matches!(p, Predictor::Train { epochs: 100, .. }));
+        // a present file that fails its checksum is an error, not a fallback
+        std::fs::create_dir(dir.path().join("aav")).unwrap();
+        std::fs::write(
+            dir.path()
+                .join("aav/ggs_predictor_hard_smoothed.safetensors"),
+            b"tampered",
+        )
+        .unwrap();
+        let e = resolve_predictor(&ggs, &data, Some(dir.path())).unwrap_err();
+        assert!(e.to_string().contains("SHA-256 mismatch"), "{e}");
+        // a configured training run is kept as it is
+        let own = Predictor::Train {
+            epochs: 3,
+            batch_size: 8,
+            learning_rate: 1e-3,
+            val_samples: 4,
+            channels: 4,
+            kernel_size: 3,
+        };
+        let (p, path) = resolve_predictor(&own, &data, None).unwrap();
+        assert!(path.is_none() && matches!(p, Predictor::Train { epochs: 3, .. }));
     }
 }

@@ -1,4 +1,5 @@
-//! Protein stage `evaluate`: score every design batch with the task's GGS oracle and measure
+//! Protein stage `evaluate`: score every design batch with the task's oracle (GGS's, or
+//! emdesign's embedded one on a fresh clone, named in the output) and measure
 //! fitness, diversity and novelty per seed (GGS protocol), then mean (std) over seeds per
 //! interaction setting; optionally the oracle fitness of the training split for reference.
 
@@ -9,7 +10,7 @@ use anyhow::{Context, Result};
 use burn::prelude::*;
 use em_protein::design::evaluate;
 use em_protein::metrics::{self, mean_std};
-use em_protein::oracle::GgsCnnOracle;
+use em_protein::own_oracle::OracleSource;
 use serde::{Deserialize, Serialize};
 
 use super::protein_files::{Batch, batch_file, read_json, read_split, read_train, write_json};
@@ -66,6 +67,13 @@ pub struct Evaluation {
     pub summary: BTreeMap<String, Summary>,
     /// Normalised oracle fitness of every training sequence (empty when not scored).
     pub training_fitness: Vec<f64>,
+    /// Which oracle scored (`ggs`, `emdesign-trained`; absent in runs made before it was
+    /// recorded, which all used GGS's).
+    #[serde(default)]
+    pub oracle: Option<String>,
+    /// The oracle line of the start message, for the report.
+    #[serde(default)]
+    pub oracle_note: Option<String>,
 }
 
 fn stat(v: &[f64]) -> Stat {
@@ -82,8 +90,8 @@ pub struct ProteinEvaluateStage {
     pub cfg: Evaluate,
     /// Which batches exist.
     pub design: Design,
-    /// The verified oracle checkpoint.
-    pub oracle_path: PathBuf,
+    /// The oracle (GGS checkpoint or emdesign's embedded one).
+    pub oracle: OracleSource,
 }
 
 impl Stage for ProteinEvaluateStage {
@@ -94,10 +102,21 @@ impl Stage for ProteinEvaluateStage {
         "protein.evaluate"
     }
     fn config(&self) -> serde_json::Value {
-        serde_json::json!({ "evaluate": self.cfg })
+        // The GGS oracle is keyed as an input file (its checksum), as before; emdesign's
+        // embedded one by its pinned checksum, so its scores never pass for GGS's.
+        match self.oracle.embedded_sha256() {
+            Ok(Some(sha)) => serde_json::json!({
+                "evaluate": self.cfg,
+                "oracle": format!("emdesign-trained:{sha}"),
+            }),
+            _ => serde_json::json!({ "evaluate": self.cfg }),
+        }
     }
     fn input_files(&self) -> Vec<PathBuf> {
-        vec![self.oracle_path.clone()]
+        match &self.oracle {
+            OracleSource::Ggs(path) => vec![path.clone()],
+            OracleSource::Emdesign { .. } => Vec::new(),
+        }
     }
     fn upstream(&self) -> Vec<&str> {
         vec!["data", "design"]
@@ -106,8 +125,10 @@ impl Stage for ProteinEvaluateStage {
         let data = ctx.input("data")?;
         let split = read_split(data)?;
         let train = read_train(data)?;
-        let oracle = GgsCnnOracle::load(&self.oracle_path, &Device::flex())
-            .with_context(|| format!("cannot load oracle {}", self.oracle_path.display()))?;
+        let oracle = self
+            .oracle
+            .load(&Device::flex())
+            .with_context(|| format!("cannot load the {} oracle", self.oracle.name()))?;
         let design_dir = ctx.input("design")?;
         let variants = self.design.variants();
         let mut batches = Vec::new();
@@ -167,6 +188,8 @@ impl Stage for ProteinEvaluateStage {
             batches,
             summary,
             training_fitness,
+            oracle: Some(self.oracle.name().into()),
+            oracle_note: Some(self.oracle.describe()),
         };
         write_json(&ctx.out.join("evaluation.json"), &eval)?;
         let main = &variants[0].1;

@@ -141,7 +141,7 @@ impl Stage for ProteinReportStage {
         let params = self.param_counts(ctx)?;
         let json = serde_json::json!({
             "name": self.header.name, "seed": self.header.seed, "split": split,
-            "params": params,
+            "params": params, "oracle": eval.oracle.as_deref().unwrap_or("ggs"),
             "interaction": main, "summary": eval.summary,
             "per_seed": eval.batches.iter().map(|b| serde_json::json!({
                 "seed": b.seed, "interaction": b.interaction, "n_designs": b.n_designs,
@@ -226,6 +226,20 @@ fn markdown(
         d.zeta,
         d.t_end
     );
+    match eval.oracle.as_deref() {
+        Some("emdesign-trained") => {
+            let note = eval
+                .oracle_note
+                .as_deref()
+                .unwrap_or("oracle: emdesign-trained");
+            let _ = writeln!(
+                s,
+                "**{note}.** Fitness below is scored by emdesign's own oracle, not GGS's: \
+                 it is not comparable with the published rows.\n"
+            );
+        }
+        _ => s.push_str("Oracle: GGS's CNN oracle of the task (pinned SHA-256).\n\n"),
+    }
     s.push_str("## Per seed\n\n| seed | interaction | designs | fitness | diversity | novelty |\n|---|---|---|---|---|---|\n");
     for b in &eval.batches {
         let _ = writeln!(

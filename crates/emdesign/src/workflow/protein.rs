@@ -117,6 +117,21 @@ pub enum Predictor {
 }
 
 impl Predictor {
+    /// GGS's predictor recipe ([`TrainPredictorConfig`]'s defaults: 100 epochs, batch 1024,
+    /// Adam lr 1e-4, 200 held-out rows, 256 channels, kernel 5), what a benchmark workflow
+    /// trains when the published GGS predictor is not in the data directory.
+    pub fn ggs_recipe() -> Self {
+        let d = TrainPredictorConfig::default();
+        Predictor::Train {
+            epochs: d.epochs,
+            batch_size: d.batch_size,
+            learning_rate: d.learning_rate,
+            val_samples: d.val_samples,
+            channels: d.channels,
+            kernel_size: d.kernel_size,
+        }
+    }
+
     /// The trainer settings for `source = "train"` (seeded from the workflow seed).
     pub fn train_config(&self, seed: u64) -> Option<TrainPredictorConfig> {
         match *self {
