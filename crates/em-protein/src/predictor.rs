@@ -113,6 +113,10 @@ pub struct TrainReport {
     pub val_pearson: Option<f64>,
     /// Every epoch.
     pub history: Vec<EpochReport>,
+    /// `[measured, predicted]` of every held-out row under the returned weights (for a
+    /// scatter plot; empty in reports written before it was recorded).
+    #[serde(default)]
+    pub held_out: Vec<[f32; 2]>,
 }
 
 impl TrainPredictorConfig {
@@ -358,10 +362,14 @@ fn fit(
         Some((_, epoch, m)) => (epoch, m),
         None => (config.epochs, trainer.snapshot()),
     };
+    let pred = if val_seqs.is_empty() {
+        Vec::new()
+    } else {
+        score_valid(&chosen, &val_seqs)
+    };
     let (val_spearman, val_pearson) = if val_seqs.is_empty() {
         (None, None)
     } else {
-        let pred = score_valid(&chosen, &val_seqs);
         let p: Vec<f64> = pred.iter().map(|&v| v as f64).collect();
         let t: Vec<f64> = val_truth.iter().map(|&v| v as f64).collect();
         (spearman_f32(&pred, &val_truth), pearson(&p, &t))
@@ -374,6 +382,7 @@ fn fit(
         val_spearman,
         val_pearson,
         history,
+        held_out: val_truth.iter().zip(&pred).map(|(&t, &p)| [t, p]).collect(),
     };
     Ok((chosen, report))
 }

@@ -91,10 +91,40 @@ fn histogram(
 
 /// One point per seed: `(diversity, fitness, with_interaction)`; red with, blue without.
 pub fn fitness_vs_diversity(path: &Path, points: &[(f64, f64, bool)]) -> Result<()> {
-    scatter(path, points, true).or_else(|_| scatter(path, points, false))
+    let axes = Axes {
+        caption: "per seed: with (red) / without (blue) interaction",
+        x: "diversity",
+        y: "fitness",
+        radius: 6,
+    };
+    scatter(path, points, &axes, true).or_else(|_| scatter(path, points, &axes, false))
 }
 
-fn scatter(path: &Path, points: &[(f64, f64, bool)], labelled: bool) -> Result<()> {
+/// The predictor on its held-out rows: one blue point per row, `(measured, predicted)`.
+pub fn held_out_scatter(path: &Path, pairs: &[[f32; 2]]) -> Result<()> {
+    let points: Vec<(f64, f64, bool)> = pairs
+        .iter()
+        .map(|&[t, p]| (f64::from(t), f64::from(p), false))
+        .collect();
+    let axes = Axes {
+        caption: "predictor on its held-out rows",
+        x: "measured score",
+        y: "predicted score",
+        radius: 3,
+    };
+    scatter(path, &points, &axes, true).or_else(|_| scatter(path, &points, &axes, false))
+}
+
+/// Labels and marker size of a [`scatter`].
+struct Axes {
+    caption: &'static str,
+    x: &'static str,
+    y: &'static str,
+    radius: i32,
+}
+
+/// A scatter plot; `labelled = false` draws no text (the fallback where no font is found).
+fn scatter(path: &Path, points: &[(f64, f64, bool)], axes: &Axes, labelled: bool) -> Result<()> {
     let err = |e: &dyn std::fmt::Display| anyhow!("cannot draw {}: {e}", path.display());
     let finite = points.iter().filter(|p| p.0.is_finite() && p.1.is_finite());
     let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
@@ -112,10 +142,7 @@ fn scatter(path: &Path, points: &[(f64, f64, bool)], labelled: bool) -> Result<(
     builder.margin(12);
     if labelled {
         builder
-            .caption(
-                "per seed: with (red) / without (blue) interaction",
-                ("sans-serif", 16),
-            )
+            .caption(axes.caption, ("sans-serif", 16))
             .x_label_area_size(36)
             .y_label_area_size(48);
     }
@@ -126,15 +153,15 @@ fn scatter(path: &Path, points: &[(f64, f64, bool)], labelled: bool) -> Result<(
         chart
             .configure_mesh()
             .disable_mesh()
-            .x_desc("diversity")
-            .y_desc("fitness")
+            .x_desc(axes.x)
+            .y_desc(axes.y)
             .draw()
             .map_err(|e| err(&e))?;
     }
     chart
         .draw_series(finite.map(|&(x, y, with)| {
             let c = if with { DESIGN } else { REFERENCE };
-            Circle::new((x, y), 6, c.filled())
+            Circle::new((x, y), axes.radius, c.filled())
         }))
         .map_err(|e| err(&e))?;
     root.present().map_err(|e| err(&e))?;

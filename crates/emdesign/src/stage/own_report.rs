@@ -262,6 +262,12 @@ impl Stage for OwnReportStage {
             .collect();
         write_fasta(&ctx.out.join("designs.fasta"), &records)?;
         write_csv(&ctx.out.join("designs.csv"), &records)?;
+        if !predictor.held_out.is_empty() {
+            crate::plot_protein::held_out_scatter(
+                &ctx.out.join("predictor_held_out.png"),
+                &predictor.held_out,
+            )?;
+        }
         let md = self.markdown(&eval, &predictor, records.len(), &main);
         write_atomic(&ctx.out.join("report.md"), md.as_bytes())?;
         Ok(Outcome {
@@ -375,7 +381,9 @@ impl OwnReportStage {
              score column (higher is better), the substitutions from the wild type in \
              wild-type numbering (`wt` for none, `NA` without a wild type), N their count, \
              E the edit distance to the nearest training sequence, the method and the design \
-             seed.\n- `designs.csv`: the same rows and columns.\n",
+             seed.\n- `designs.csv`: the same rows and columns.\n\
+             - `predictor_held_out.png`: the predictor on its held-out rows, measured (x) \
+             against predicted (y) score, one point per row (absent without held-out rows).\n",
         ));
         out
     }
