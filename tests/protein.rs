@@ -157,3 +157,41 @@ fn oracle_from_the_original_ckpt_matches_safetensors() {
     assert_eq!(from_ckpt, from_safetensors);
     assert_eq!(from_ckpt.lines().count(), 3);
 }
+
+/// Without a data directory `emdesign oracle` scores with emdesign's embedded oracle and
+/// says so on stderr; the best ground-truth row outscores the worst.
+#[test]
+fn oracle_without_data_dir_uses_the_embedded_oracle() {
+    let dir = Dir::new();
+    let gt = em_protein::datasets::Task::Aav.ground_truth().unwrap();
+    let order = {
+        let mut o: Vec<usize> = (0..gt.len()).collect();
+        o.sort_by(|&a, &b| gt.scores()[a].total_cmp(&gt.scores()[b]));
+        o
+    };
+    let (worst, best) = (order[0], order[order.len() - 1]);
+    dir.create(
+        "s.csv",
+        &format!(
+            "sequence\n{}\n{}\n",
+            gt.sequences()[worst],
+            gt.sequences()[best]
+        ),
+    );
+    let out = TestCommand::new(&dir)
+        .args(["oracle", "--task", "aav", "s.csv"])
+        .output();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_contains(
+        &stderr,
+        &["oracle: emdesign-trained", "emdesign data fetch"],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let scores: Vec<f64> = stdout
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(2).unwrap().parse().unwrap())
+        .collect();
+    assert!(scores[1] > scores[0], "{stdout}");
+}

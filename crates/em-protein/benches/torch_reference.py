@@ -62,11 +62,14 @@ def mlp(get, meta, prefix):
 
 
 def cnn(get):
-    import torch
+    return cnn_of([get(n) for n in (
+        "cnn.encoder.weight", "cnn.encoder.bias", "cnn.embedding.weight",
+        "cnn.embedding.bias", "cnn.decoder.weight", "cnn.decoder.bias")])
+
+
+def cnn_of(params):
     import torch.nn.functional as F
-    ew, eb = get("cnn.encoder.weight"), get("cnn.encoder.bias")
-    lw, lb = get("cnn.embedding.weight"), get("cnn.embedding.bias")
-    dw, db = get("cnn.decoder.weight"), get("cnn.decoder.bias")
+    ew, eb, lw, lb, dw, db = params
 
     def score(x):  # x [B, L, 20], GGS: conv -> Linear + ReLU -> max over length -> Linear
         h = F.conv1d(x.transpose(1, 2), ew, eb).transpose(1, 2)
@@ -186,6 +189,25 @@ def cmd_time(out, rnd):
             s, g = energy_and_grad(score, x)
             checks[f"cnn_l{length}"] = {"score": rel(s, get(f"cnn{length}.score")), "grad": rel(g, get(f"cnn{length}.grad"))}
             ms[f"cnn_fwd_grad/b{x.shape[0]}_l{length}"] = time_ms(lambda x=x: energy_and_grad(score, x))
+    ew, eb = get("cnn.encoder.weight"), get("cnn.encoder.bias")
+    lw, lb = get("cnn.embedding.weight"), get("cnn.embedding.bias")
+    dw, db = get("cnn.decoder.weight"), get("cnn.decoder.bias")
+    for key in sorted(man):
+        if key.startswith("cnntrain") and key.endswith(".seqs"):
+            length = int(key[len("cnntrain"):-5])
+            idx = get(key).long()
+            y = get(f"cnntrain{length}.y")
+            params = [t.clone().requires_grad_(True) for t in (ew, eb, lw, lb, dw, db)]
+            opt = torch.optim.Adam(params, lr=1e-4, eps=1e-8, weight_decay=1e-4)
+            train_score = cnn_of(params)
+
+            def step(idx=idx, y=y, opt=opt, f=train_score):
+                x = torch.nn.functional.one_hot(idx, 20).float()
+                opt.zero_grad()
+                loss = (f(x) - y).pow(2).mean()
+                loss.backward()
+                opt.step()
+            ms[f"cnn_train_step/b{idx.shape[0]}_l{length}"] = time_ms(step)
     report = {"round": rnd, "torch": torch.__version__, "threads": torch.get_num_threads(),
               "max_rel_diff_vs_rust": checks, "ms": ms}
     (out / f"torch_{rnd}.json").write_text(json.dumps(report, indent=2))

@@ -13,7 +13,9 @@ use std::fs;
 use std::path::Path;
 use std::time::Instant;
 
+use burn::optim::AdamConfig;
 use burn::optim::GradientsParams;
+use burn::optim::decay::WeightDecayConfig;
 use burn::prelude::*;
 use em_core::langevin::{LangevinConfig, sample};
 use em_core::loss::{FlowBatch, flow_loss};
@@ -23,7 +25,9 @@ use em_core::nn::{
 use em_core::ot;
 use em_core::potential::Potential;
 use em_core::schedule::Schedule;
-use em_protein::cnn::{Cnn, CnnConfig, FusedCnn, tensor_to_vec};
+use em_protein::cnn::{
+    Cnn, CnnAdam, CnnConfig, FusedCnn, mse_and_grads, one_hot_tensor, tensor_to_vec,
+};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use rand_distr::StandardNormal;
@@ -34,6 +38,8 @@ const LANGEVIN_BATCH: usize = 512;
 const MLP_DIMS: [usize; 3] = [2, 560, 4740];
 const CNN_BATCH: usize = 256;
 const CNN_LENGTHS: [usize; 2] = [28, 237];
+/// GGS's predictor/oracle training batch.
+const CNN_TRAIN_BATCH: usize = 1024;
 const OT_BATCH: usize = 128;
 /// Flow warm-up batch (the protein workflows' `batch_size`) and time cut-off.
 const TRAIN_BATCH: usize = 128;
@@ -521,6 +527,60 @@ fn main() {
             json!({"fused": fused, "burn": burn}),
         );
         eprintln!("cnn L{len}: fused {fused:.3} ms, burn {burn:.3} ms");
+    }
+
+    // One Adam step of the GGS CNN on one-hot index sequences (GGS's predictor/oracle batch
+    // 1024): the fused CPU step against burn's autodiff + Adam, from the same weights.
+    for len in CNN_LENGTHS {
+        let seqs: Vec<Vec<u8>> = (0..CNN_TRAIN_BATCH)
+            .map(|_| (0..len).map(|_| rng.random_range(0..20u8)).collect())
+            .collect();
+        let targets: Vec<f32> = normal(CNN_TRAIN_BATCH, &mut rng);
+        if dump {
+            let idx: Vec<f32> = seqs.iter().flatten().map(|&r| f32::from(r)).collect();
+            put(
+                &mut blob,
+                &mut man,
+                &format!("cnntrain{len}.seqs"),
+                &idx,
+                &[CNN_TRAIN_BATCH, len],
+            );
+            put(
+                &mut blob,
+                &mut man,
+                &format!("cnntrain{len}.y"),
+                &targets,
+                &[CNN_TRAIN_BATCH],
+            );
+        }
+        let refs: Vec<&[u8]> = seqs.iter().map(Vec::as_slice).collect();
+        let cfg = cnn.config();
+        let mut w = cnn.weights();
+        let mut adam = CnnAdam::new(&w, 1e-8, 1e-4);
+        let fused = time_ms(REPS, || {
+            let (_, g) = mse_and_grads(&cfg, &w, &refs, &targets);
+            adam.step(1e-4, &mut w, &g);
+        });
+        let ad = device.clone().autodiff();
+        let mut model = Some(cfg.from_weights(&cnn.weights(), &ad).expect("same shape"));
+        let mut optim = AdamConfig::new()
+            .with_epsilon(1e-8)
+            .with_weight_decay(Some(WeightDecayConfig::new(1e-4)))
+            .init();
+        let y = Tensor::<1>::from_data(TensorData::new(targets.clone(), [CNN_TRAIN_BATCH]), &ad);
+        let burn = time_ms(REPS, || {
+            let m = model.take().expect("model");
+            let x = one_hot_tensor(&seqs, len, &ad);
+            let diff = m.forward(x) - y.clone();
+            let loss = (diff.clone() * diff).mean();
+            let grads = GradientsParams::from_grads(loss.backward(), &m);
+            model = Some(optim.step(1e-4, m, grads));
+        });
+        times.insert(
+            format!("cnn_train_step/b{CNN_TRAIN_BATCH}_l{len}"),
+            json!({"fused": fused, "burn": burn}),
+        );
+        eprintln!("cnn train L{len}: fused {fused:.3} ms, burn {burn:.3} ms");
     }
 
     if dump {

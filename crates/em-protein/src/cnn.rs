@@ -136,6 +136,33 @@ pub struct CnnWeights {
     pub decoder_bias: f32,
 }
 
+impl CnnWeights {
+    /// The six tensors as flat slices in a fixed order (encoder weight and bias, embedding
+    /// weight and bias, decoder weight and bias), for element-wise optimisers.
+    pub fn slices(&self) -> [&[f32]; 6] {
+        [
+            &self.encoder_weight,
+            &self.encoder_bias,
+            &self.embedding_weight,
+            &self.embedding_bias,
+            &self.decoder_weight,
+            std::slice::from_ref(&self.decoder_bias),
+        ]
+    }
+
+    /// [`CnnWeights::slices`], mutable.
+    pub fn slices_mut(&mut self) -> [&mut [f32]; 6] {
+        [
+            &mut self.encoder_weight,
+            &mut self.encoder_bias,
+            &mut self.embedding_weight,
+            &mut self.embedding_bias,
+            &mut self.decoder_weight,
+            std::slice::from_mut(&mut self.decoder_bias),
+        ]
+    }
+}
+
 impl CnnConfig {
     /// A CNN with PyTorch's default initialisation (uniform in `+-1/sqrt(fan_in)` for weights
     /// and biases), drawn from `StdRng::seed_from_u64(seed)`: same seed, same weights.

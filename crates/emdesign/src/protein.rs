@@ -255,15 +255,21 @@ fn score(model: &GgsCnnOracle, seqs: &[Sequence]) -> Result<Vec<f64>> {
 
 /// `emdesign oracle`: print `id,sequence,oracle,normalised` for every record of `file` (ids
 /// as in the file: FASTA ids, a CSV `id` column, else `row_<line>`). A closed pipe
-/// (`| head`) ends the output quietly.
+/// (`| head`) ends the output quietly. Without the data directory (or its oracle file)
+/// emdesign's embedded oracle scores, and stderr says so.
 pub fn oracle(t: Task, file: &Path, data_dir: Option<&Path>) -> Result<()> {
     let t = task(t);
-    let dir = datasets::data_dir(data_dir)?;
+    let dir = datasets::data_dir(data_dir);
+    let dir_path = dir.as_ref().ok().cloned();
+    let source = em_protein::own_oracle::OracleSource::resolve(t, dir)?;
     let records = read_design_records(file, t)?;
     let seqs: Vec<Sequence> = records.iter().map(|r| r.sequence.clone()).collect();
-    let oracle = load_cnn(t.checkpoint(&dir, Checkpoint::Oracle)?)?;
+    eprintln!("{}", source.describe());
+    let oracle = source
+        .load(&Device::flex())
+        .with_context(|| format!("cannot load the {} oracle", source.name()))?;
     let scores = score(&oracle, &seqs)?;
-    let (min, max) = ground_truth(t, Some(&dir))?
+    let (min, max) = ground_truth(t, dir_path.as_deref())?
         .score_range()
         .context("empty ground truth")?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());

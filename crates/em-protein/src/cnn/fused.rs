@@ -39,15 +39,7 @@ impl FusedCnn {
     pub fn new(cfg: &CnnConfig, w: &CnnWeights) -> Self {
         let (t, k, c, e) = (cfg.n_tokens, cfg.kernel_size, cfg.channels, cfg.embedding);
         let kt = k * t;
-        // encoder [c, t, k] -> [c, k * t] with column j * t + tt.
-        let mut enc = vec![0.0f32; c * kt];
-        for ch in 0..c {
-            for tt in 0..t {
-                for j in 0..k {
-                    enc[ch * kt + j * t + tt] = w.encoder_weight[(ch * t + tt) * k + j];
-                }
-            }
-        }
+        let enc = encoder_rows(cfg, &w.encoder_weight);
         let mut wt = vec![0.0f32; e * kt];
         gemm(
             e,
@@ -207,14 +199,30 @@ impl FusedCnn {
     }
 }
 
+/// PyTorch's encoder weight `[channels, tokens, kernel]` as rows `[channels, kernel * tokens]`
+/// with column `j * tokens + t` (the folded conv's row order).
+pub(super) fn encoder_rows(cfg: &CnnConfig, w: &[f32]) -> Vec<f32> {
+    let (t, k, c) = (cfg.n_tokens, cfg.kernel_size, cfg.channels);
+    let mut out = vec![0.0f32; c * k * t];
+    for ch in 0..c {
+        for tt in 0..t {
+            for j in 0..k {
+                out[ch * k * t + j * t + tt] = w[(ch * t + tt) * k + j];
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use burn::prelude::*;
     use rand::rngs::StdRng;
     use rand::{RngExt, SeedableRng};
 
-    fn tiny() -> CnnConfig {
+    /// A CNN small enough for exhaustive checks (shared with the training tests).
+    pub(in crate::cnn) fn tiny() -> CnnConfig {
         CnnConfig::new()
             .with_kernel_size(3)
             .with_channels(8)

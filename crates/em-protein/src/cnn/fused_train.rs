@@ -12,6 +12,7 @@ use rayon::prelude::*;
 
 use em_core::kernels::gemm::{Op, gemm};
 
+use super::fused::encoder_rows;
 use super::{CnnConfig, CnnWeights, FusedCnn};
 
 /// Samples per rayon work unit (ours; fixed, so results do not depend on the thread count:
@@ -146,21 +147,6 @@ fn forward(f: &FusedCnn, seq: &[u8], window: &mut [f32]) -> Forward {
     Forward { score, best, arg }
 }
 
-/// PyTorch's encoder weight `[channels, tokens, kernel]` as rows `[channels, kernel * tokens]`
-/// with column `j * tokens + t` (the folded conv's row order).
-fn encoder_rows(cfg: &CnnConfig, w: &[f32]) -> Vec<f32> {
-    let (t, k, c) = (cfg.n_tokens, cfg.kernel_size, cfg.channels);
-    let mut out = vec![0.0f32; c * k * t];
-    for ch in 0..c {
-        for tt in 0..t {
-            for j in 0..k {
-                out[ch * k * t + j * t + tt] = w[(ch * t + tt) * k + j];
-            }
-        }
-    }
-    out
-}
-
 /// The inverse of [`encoder_rows`].
 fn encoder_layout(cfg: &CnnConfig, rows: &[f32]) -> Vec<f32> {
     let (t, k, c) = (cfg.n_tokens, cfg.kernel_size, cfg.channels);
@@ -193,15 +179,8 @@ impl CnnAdam {
 
     /// Zero moments shaped like `w`.
     pub fn new(w: &CnnWeights, epsilon: f32, weight_decay: f32) -> Self {
-        let zeros = |v: &[f32]| vec![0.0f32; v.len()];
-        let z = CnnWeights {
-            encoder_weight: zeros(&w.encoder_weight),
-            encoder_bias: zeros(&w.encoder_bias),
-            embedding_weight: zeros(&w.embedding_weight),
-            embedding_bias: zeros(&w.embedding_bias),
-            decoder_weight: zeros(&w.decoder_weight),
-            decoder_bias: 0.0,
-        };
+        let mut z = w.clone();
+        z.slices_mut().into_iter().for_each(|s| s.fill(0.0));
         Self {
             epsilon,
             weight_decay,
@@ -225,42 +204,11 @@ impl CnnAdam {
                 *p -= (*m * factor / (v.sqrt() + eps)) * lr;
             }
         };
-        update(
-            &mut w.encoder_weight,
-            &grads.encoder_weight,
-            &mut self.m.encoder_weight,
-            &mut self.v.encoder_weight,
-        );
-        update(
-            &mut w.encoder_bias,
-            &grads.encoder_bias,
-            &mut self.m.encoder_bias,
-            &mut self.v.encoder_bias,
-        );
-        update(
-            &mut w.embedding_weight,
-            &grads.embedding_weight,
-            &mut self.m.embedding_weight,
-            &mut self.v.embedding_weight,
-        );
-        update(
-            &mut w.embedding_bias,
-            &grads.embedding_bias,
-            &mut self.m.embedding_bias,
-            &mut self.v.embedding_bias,
-        );
-        update(
-            &mut w.decoder_weight,
-            &grads.decoder_weight,
-            &mut self.m.decoder_weight,
-            &mut self.v.decoder_weight,
-        );
-        update(
-            std::slice::from_mut(&mut w.decoder_bias),
-            &[grads.decoder_bias],
-            std::slice::from_mut(&mut self.m.decoder_bias),
-            std::slice::from_mut(&mut self.v.decoder_bias),
-        );
+        let params = w.slices_mut();
+        let (m, v) = (self.m.slices_mut(), self.v.slices_mut());
+        for (((p, g), m), v) in params.into_iter().zip(grads.slices()).zip(m).zip(v) {
+            update(p, g, m, v);
+        }
     }
 }
 
@@ -272,12 +220,7 @@ mod tests {
     use rand::rngs::StdRng;
     use rand::{RngExt, SeedableRng};
 
-    fn tiny() -> CnnConfig {
-        CnnConfig::new()
-            .with_kernel_size(3)
-            .with_channels(8)
-            .with_embedding(16)
-    }
+    use crate::cnn::fused::tests::tiny;
 
     fn batch(n: usize, len: usize, seed: u64) -> (Vec<Vec<u8>>, Vec<f32>) {
         let mut rng = StdRng::seed_from_u64(seed);
