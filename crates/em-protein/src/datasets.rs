@@ -64,6 +64,14 @@ pub const CHECKSUMS: &[(&str, &str)] = &[
         "27651f1aba545cb5a501f2666b0bd792259f54462a84a004a6e6317e70a892e5",
     ),
     (
+        "gfp/oracle_emdesign.safetensors",
+        "ab7ef6976c2cacc28b9f575b40a071959c88b31dc114a693f873a5168c399bbd",
+    ),
+    (
+        "aav/oracle_emdesign.safetensors",
+        "cbbe99c147447a0f3587c13ea5a25290dd397450b0ee01e63046af0a61032767",
+    ),
+    (
         "gfp/ground_truth.csv",
         "22138d9b9c65996cc54e979ac6acda855eeeea31bdd60802fb17429ef86e9065",
     ),
@@ -467,7 +475,7 @@ mod tests {
             assert_eq!(expected_sha256(file.trim()), Some(sum), "{file}");
             n += 1;
         }
-        assert_eq!(n, 4);
+        assert_eq!(n, 6);
     }
 
     #[test]
