@@ -2,7 +2,8 @@
 //! nothing here is a measurement: designs are described by the predictor trained on the
 //! user's data (predicted fitness), diversity, novelty (edits to the nearest training
 //! sequence) and edits from the wild type; the report says so and gives the predictor's
-//! held-out Spearman. Ranked `designs.fasta` / `designs.csv` carry the same columns.
+//! held-out Spearman. Ranked `designs.fasta` / `designs.csv` carry the same columns; no
+//! design in them was measured, and any two lie `min_distance` apart (re-checked here).
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -11,6 +12,7 @@ use em_protein::constraints::{Constraints, mutation_count, mutation_list};
 use em_protein::io::{Annotated, csv::write_csv, fasta::write_fasta};
 use em_protein::metrics;
 use em_protein::predictor::TrainReport;
+use em_protein::selection::Selection;
 use em_protein::sequence::Sequence;
 use serde::{Deserialize, Serialize};
 
@@ -193,7 +195,7 @@ impl Stage for OwnReportStage {
         "protein.own_report"
     }
     fn config(&self) -> serde_json::Value {
-        serde_json::json!({ "design": self.design, "header": self.header, "format": 1 })
+        serde_json::json!({ "design": self.design, "header": self.header, "format": 2 })
     }
     fn upstream(&self) -> Vec<&str> {
         vec!["data", "predictor", "design", "evaluate"]
@@ -204,6 +206,13 @@ impl Stage for OwnReportStage {
         let design_dir = ctx.input("design")?;
         let main = self.design.variants()[0].1.clone();
         let first = self.data.file.first_position;
+        let measured = read_train(ctx.input("data")?)?.into_parts().0;
+        let selection = Selection::new(
+            measured,
+            self.constraints
+                .as_ref()
+                .and_then(Constraints::min_distance),
+        );
         // (predictor score, seed, sequence, nearest_train) of the main method's designs.
         let mut picked: Vec<(f64, u64, Sequence, u32)> = Vec::new();
         for be in eval.batches.iter().filter(|b| b.interaction == main) {
@@ -219,13 +228,29 @@ impl Stage for OwnReportStage {
                         );
                     }
                 }
+                if selection.is_measured(&s) {
+                    anyhow::bail!(
+                        "design {s} (seed {}) was already measured (it is in data/train.csv)",
+                        b.seed
+                    );
+                }
                 picked.push((b.predictor_scores[i], b.seed, s, be.nearest_train[i]));
             }
         }
-        // Best predicted first; ties keep seed order; repeats keep their first (best) copy.
+        // Best predicted first; ties keep seed order; repeats keep their first (best) copy;
+        // then, across seeds, the same greedy min_distance rule as within one.
         picked.sort_by(|a, b| b.0.total_cmp(&a.0));
         let mut seen = HashSet::new();
         picked.retain(|p| seen.insert(p.2.clone()));
+        let ranked: Vec<Sequence> = picked.iter().map(|p| p.2.clone()).collect();
+        let kept = selection.pick(&ranked, usize::MAX);
+        let dropped_close = kept.skipped_close;
+        let picked: Vec<_> = kept.rows.iter().map(|&r| picked[r].clone()).collect();
+        let final_designs: Vec<Sequence> = picked.iter().map(|p| p.2.clone()).collect();
+        let v = selection.violations(&final_designs);
+        if !v.is_empty() {
+            anyhow::bail!("the designs break the selection rules: {}", v.join("; "));
+        }
         let records: Vec<Annotated> = picked
             .iter()
             .enumerate()
@@ -262,7 +287,7 @@ impl Stage for OwnReportStage {
             .collect();
         write_fasta(&ctx.out.join("designs.fasta"), &records)?;
         write_csv(&ctx.out.join("designs.csv"), &records)?;
-        let md = self.markdown(&eval, &predictor, records.len(), &main);
+        let md = self.markdown(&eval, &predictor, records.len(), dropped_close, &main);
         write_atomic(&ctx.out.join("report.md"), md.as_bytes())?;
         Ok(Outcome {
             headline: vec![
@@ -276,6 +301,7 @@ impl Stage for OwnReportStage {
             ],
             metrics: serde_json::json!({
                 "designs": records.len(),
+                "dropped_within_min_distance": dropped_close,
                 "val_spearman": predictor.val_spearman,
                 "val_rows": predictor.val_rows,
             }),
@@ -289,6 +315,7 @@ impl OwnReportStage {
         eval: &OwnEvaluation,
         predictor: &TrainReport,
         n_designs: usize,
+        dropped_close: usize,
         main: &str,
     ) -> String {
         let ms = |s: &Stat, p: usize| format!("{:.p$} ({:.p$})", s.mean, s.std);
@@ -327,7 +354,8 @@ impl OwnReportStage {
             None => out.push_str("none\n"),
             Some(c) => {
                 out.push_str(&format!(
-                    "- fixed: `{}`\n- banned: `{}`\n- allowed: {}\n- max_mutations: {}\n\n\
+                    "- fixed: `{}`\n- banned: `{}`\n- allowed: {}\n- max_mutations: {}\n\
+                     - min_distance: {}\n\n\
                      Enforced while sampling (forbidden one-hot coordinates pinned to the \
                      clamp minimum after every Langevin step, argmax over allowed residues, the \
                      cap by reverting the weakest mutations) and re-checked on every design \
@@ -344,9 +372,27 @@ impl OwnReportStage {
                             .join(", ")
                     },
                     c.max_mutations.map_or("-".into(), |k| k.to_string()),
+                    c.min_distance.map_or("-".into(), |k| k.to_string()),
                 ));
             }
         }
+        out.push_str(&format!(
+            "\nNo design is a sequence already measured (every row of the training table, \
+             earlier lab rounds included): the top designs of each seed are the best \
+             unmeasured ones{}.\n",
+            match self
+                .constraints
+                .as_ref()
+                .and_then(Constraints::min_distance)
+            {
+                Some(n) => format!(
+                    ", each at least {n} substitutions from every better one kept (greedy by \
+                     predicted score, within a seed and again across seeds: {dropped_close} \
+                     dropped across seeds)"
+                ),
+                None => String::new(),
+            }
+        ));
         out.push_str(&format!(
             "\n## Designs (per seed, then mean (std) over {} seeds)\n\n\
              | interaction | predicted fitness | diversity | novelty | edits from WT |\n\
