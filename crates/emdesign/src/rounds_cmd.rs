@@ -172,8 +172,14 @@ fn create_round_dir(
         .with_context(|| format!("cannot rename {} to {}", tmp.display(), dir.display()))
 }
 
-/// The workflow of round `k`: the same settings, the run directory `dir`, and as data the
-/// merged `dir/measured.csv` (a sequence table; constraints and numbering unchanged).
+/// How far apart the design seeds of two rounds lie: round `k` designs with each seed `s`
+/// of `[design] seeds` as `s + k * ROUND_SEED_STRIDE`, so a round starts its chains from
+/// fresh noise instead of walking back to the designs measured in the round before.
+pub const ROUND_SEED_STRIDE: u64 = 1000;
+
+/// The workflow of round `k`: the same settings, the run directory `dir`, the design seeds
+/// moved by [`ROUND_SEED_STRIDE`], and as data the merged `dir/measured.csv` (a sequence
+/// table; constraints and numbering unchanged).
 fn round_plan(plan: &Plan, dir: &Path, k: usize, file: &UserDataConfig) -> Result<Plan> {
     let Body::Protein(p) = &plan.body else {
         bail!("not a protein workflow");
@@ -188,6 +194,10 @@ fn round_plan(plan: &Plan, dir: &Path, k: usize, file: &UserDataConfig) -> Resul
     let mut out = plan.clone();
     out.workflow.run_dir = dir.to_path_buf();
     out.workflow.name = format!("{} round {k}", plan.workflow.name);
-    out.body = Body::Protein(p.with_own_file(merged)?);
+    let mut p = p.with_own_file(merged)?;
+    for s in &mut p.design.seeds {
+        *s += k as u64 * ROUND_SEED_STRIDE;
+    }
+    out.body = Body::Protein(p);
     Ok(out)
 }

@@ -14,7 +14,7 @@ use em_protein::metrics;
 use em_protein::predictor::TrainReport;
 use em_protein::selection::Selection;
 use em_protein::sequence::Sequence;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use super::cache::write_atomic;
 use super::protein_evaluate::Stat;
@@ -33,12 +33,16 @@ pub struct OwnBatchEval {
     /// Designs kept.
     pub n_designs: usize,
     /// Median predicted fitness, normalised by the measured range (0 worst, 1 best measured).
+    #[serde(deserialize_with = "nan_or")]
     pub predicted_fitness: f64,
     /// Mean pairwise edit distance.
+    #[serde(deserialize_with = "nan_or")]
     pub diversity: f64,
     /// Median edits to the nearest training sequence.
+    #[serde(deserialize_with = "nan_or")]
     pub novelty: f64,
     /// Median substitutions from the wild type (NaN without one).
+    #[serde(deserialize_with = "nan_or")]
     pub edits_from_wt: f64,
     /// Edits to the nearest training sequence of each design (batch order).
     pub nearest_train: Vec<u32>,
@@ -50,12 +54,16 @@ pub struct OwnBatchEval {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OwnSummary {
     /// Predicted fitness.
+    #[serde(deserialize_with = "stat_nan")]
     pub predicted_fitness: Stat,
     /// Diversity.
+    #[serde(deserialize_with = "stat_nan")]
     pub diversity: Stat,
     /// Novelty.
+    #[serde(deserialize_with = "stat_nan")]
     pub novelty: Stat,
     /// Edits from the wild type.
+    #[serde(deserialize_with = "stat_nan")]
     pub edits_from_wt: Stat,
 }
 
@@ -68,6 +76,28 @@ pub struct OwnEvaluation {
     pub batches: Vec<OwnBatchEval>,
     /// Per interaction setting.
     pub summary: BTreeMap<String, OwnSummary>,
+}
+
+/// A number JSON holds as `null` (NaN: a batch without designs, no wild type) reads back
+/// as NaN.
+fn nan_or<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+}
+
+/// A [`Stat`] whose mean or std JSON holds as `null` (see [`nan_or`]).
+fn stat_nan<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Stat, D::Error> {
+    #[derive(Deserialize)]
+    struct Raw {
+        #[serde(deserialize_with = "nan_or")]
+        mean: f64,
+        #[serde(deserialize_with = "nan_or")]
+        std: f64,
+    }
+    let r = Raw::deserialize(d)?;
+    Ok(Stat {
+        mean: r.mean,
+        std: r.std,
+    })
 }
 
 fn stat(v: &[f64]) -> Stat {
@@ -424,5 +454,45 @@ impl OwnReportStage {
              seed.\n- `designs.csv`: the same rows and columns.\n",
         ));
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A batch without designs (every sample measured) or without a wild type has NaN
+    /// medians, which JSON writes as `null`: they read back as NaN, not as an error.
+    #[test]
+    fn nan_metrics_survive_the_json_round_trip() {
+        let b = OwnBatchEval {
+            seed: 0,
+            interaction: "quadratic".into(),
+            n_designs: 0,
+            predicted_fitness: f64::NAN,
+            diversity: 0.0,
+            novelty: f64::NAN,
+            edits_from_wt: f64::NAN,
+            nearest_train: Vec::new(),
+            n_mut: Vec::new(),
+        };
+        let s = OwnSummary {
+            predicted_fitness: stat(&[f64::NAN, 0.5]),
+            diversity: stat(&[1.0]),
+            novelty: stat(&[f64::NAN]),
+            edits_from_wt: stat(&[2.0]),
+        };
+        let eval = OwnEvaluation {
+            oracle: None,
+            batches: vec![b],
+            summary: [("quadratic".to_string(), s)].into_iter().collect(),
+        };
+        let text = serde_json::to_string(&eval).unwrap();
+        assert!(text.contains("\"novelty\":null"), "{text}");
+        let back: OwnEvaluation = serde_json::from_str(&text).unwrap();
+        assert!(back.batches[0].predicted_fitness.is_nan());
+        assert_eq!(back.batches[0].diversity, 0.0);
+        assert!(back.summary["quadratic"].novelty.mean.is_nan());
+        assert_eq!(back.summary["quadratic"].edits_from_wt.mean, 2.0);
     }
 }
