@@ -31,6 +31,7 @@ pub mod oracle;
 pub mod own_oracle;
 pub mod predictor;
 pub mod representation;
+pub mod round_log;
 pub mod rounds;
 pub mod selection;
 pub mod sequence;

@@ -8,9 +8,8 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use em_protein::rounds::{
-    History, RoundRow, read_designs, read_results, read_rounds, write_rounds,
-};
+use em_protein::round_log::{RoundRow, read_rounds, write_rounds};
+use em_protein::rounds::{History, read_designs, read_results};
 use em_protein::user_data::UserDataConfig;
 
 use crate::cli::RoundArgs;
