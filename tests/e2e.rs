@@ -23,6 +23,10 @@ mod protein_workflow;
 // bad own-data inputs.
 mod own_protein;
 
+// `emdesign round` on own data: three lab rounds with the oracle as the lab (data-dir
+// test), and the refusals of bad results files and benchmark workflows.
+mod rounds;
+
 // The image workflow (tiny MNIST run, cache hit, bad TOML, CIFAR-10 without its files) and
 // `image fid`.
 mod image_workflow;

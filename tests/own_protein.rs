@@ -8,10 +8,10 @@ use std::path::Path;
 
 use crate::util::{Dir, TestCommand, assert_contains};
 
-const WT: &str = "DEEEIRTTNPVATEQYGSVSTNLQRGNR";
+pub(crate) const WT: &str = "DEEEIRTTNPVATEQYGSVSTNLQRGNR";
 
 /// The shipped workflow with its data path made absolute, the run dir `run` and `edits`.
-fn own(edits: &[(&str, &str)]) -> String {
+pub(crate) fn own(edits: &[(&str, &str)]) -> String {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let mut text = std::fs::read_to_string(root.join("workflows/own-protein.toml")).unwrap();
     let data = root.join("datasets/own-protein/aav_variants.csv.gz");

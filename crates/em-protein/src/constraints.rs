@@ -1,5 +1,6 @@
 //! Design constraints a lab sets (fixed positions, banned residues, allowed residues per
-//! position, a cap on mutations from the wild type), enforced while sampling: a
+//! position, a cap on mutations from the wild type, a minimum distance between designs that
+//! `selection` applies to the top-k), enforced while sampling: a
 //! [`ConstraintTerm`] pins forbidden one-hot coordinates to the clamp box after every
 //! Langevin step, decoding takes the argmax over allowed residues only, and every design
 //! is re-checked ([`Constraints::violations`]).
@@ -28,6 +29,11 @@ pub struct ConstraintsConfig {
     pub allowed: BTreeMap<String, String>,
     /// At most this many substitutions from the wild type (unset: no cap).
     pub max_mutations: Option<usize>,
+    /// Any two designs written differ at least at this many positions (greedy by predicted
+    /// score: a design is kept only if it is this far from every better one kept; unset:
+    /// distinct designs). Left out of stage keys when unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_distance: Option<usize>,
 }
 
 /// A constraint setting that cannot be applied: the field and why.
@@ -117,6 +123,7 @@ pub struct Constraints {
     allowed: Vec<[bool; ALPHABET_SIZE]>,
     fixed: Vec<bool>,
     max_mutations: Option<usize>,
+    min_distance: Option<usize>,
 }
 
 impl ConstraintsConfig {
@@ -126,12 +133,13 @@ impl ConstraintsConfig {
             && self.banned.trim().is_empty()
             && self.allowed.is_empty()
             && self.max_mutations.is_none()
+            && self.min_distance.is_none()
     }
 
     /// Checks the settings against `wild_type` (numbered from `first_position`): positions
     /// inside it, residue letters known, and a satisfiable set (every position keeps an
     /// allowed residue, a fixed position's wild-type residue is allowed, the positions that
-    /// must mutate fit under `max_mutations`).
+    /// must mutate fit under `max_mutations`), `min_distance` in `1..=length`.
     ///
     /// ```
     /// use em_protein::constraints::ConstraintsConfig;
@@ -147,6 +155,17 @@ impl ConstraintsConfig {
         first_position: usize,
     ) -> Result<Constraints, ConstraintError> {
         let length = wild_type.len();
+        if let Some(n) = self.min_distance
+            && !(1..=length).contains(&n)
+        {
+            return Err(cerr(
+                "min_distance",
+                format!(
+                    "must be between 1 and the sequence length {length} (substitutions \
+                     between two designs), got {n}"
+                ),
+            ));
+        }
         let banned = parse_residues(&self.banned, "banned")?;
         if banned.iter().all(|&b| b) {
             return Err(cerr("banned", "bans every residue"));
@@ -208,6 +227,7 @@ impl ConstraintsConfig {
             allowed,
             fixed,
             max_mutations: self.max_mutations,
+            min_distance: self.min_distance,
         })
     }
 }
@@ -226,6 +246,11 @@ impl Constraints {
     /// Whether residue `r` may be placed at 0-based position `p`.
     pub fn allows(&self, p: usize, r: u8) -> bool {
         self.allowed[p][r as usize]
+    }
+
+    /// The minimum number of substitutions between two designs, when set.
+    pub fn min_distance(&self) -> Option<usize> {
+        self.min_distance
     }
 
     /// Positions fixed to the wild type (0-based).
@@ -470,6 +495,7 @@ mod tests {
             .into_iter()
             .collect(),
             max_mutations: Some(2),
+            min_distance: None,
         };
         let c = cfg.check(&wt, 1).unwrap();
         let device = Device::flex();
@@ -623,6 +649,27 @@ mod tests {
             },
             "field `design.constraints.allowed.\"0\"`: position 0 is outside",
         );
+        for n in [0, 5] {
+            bad(
+                ConstraintsConfig {
+                    min_distance: Some(n),
+                    ..Default::default()
+                },
+                &format!(
+                    "field `design.constraints.min_distance`: must be between 1 and the \
+                     sequence length 4 (substitutions between two designs), got {n}"
+                ),
+            );
+        }
+        let c = check(
+            ConstraintsConfig {
+                min_distance: Some(4),
+                ..Default::default()
+            },
+            "MKCV",
+        )
+        .unwrap();
+        assert_eq!(c.min_distance(), Some(4));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Guided Langevin design: from `N(0, I)` noise, Langevin on
 //! `U = V + guidance - repulsion` over `t in [0, t_end]`, clamped to the box; decode by
-//! argmax, deduplicate, keep the top-k by the predictor; then evaluate with an oracle.
+//! argmax, deduplicate, keep the top-k by the predictor (on own data under a
+//! [`Selection`]: no measured sequence, designs `min_distance` apart); then evaluate.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -24,6 +25,7 @@ use crate::guidance::PredictorGuidance;
 use crate::metrics;
 use crate::oracle::Oracle;
 use crate::representation::{DEFAULT_TEMPERATURE, decode};
+use crate::selection::Selection;
 use crate::sequence::Sequence;
 
 /// Errors of the model side (energy training, potential files, design); each names the
@@ -237,6 +239,10 @@ pub struct DesignBatch {
     pub predictor_scores: Vec<f64>,
     /// Normalised predictor fitness `(score - min_gt) / (max_gt - min_gt)` of each.
     pub predictor_fitness: Vec<f64>,
+    /// Distinct samples passed over because they were already measured (own data).
+    pub skipped_measured: usize,
+    /// Distinct samples passed over for lying within `min_distance` of a better design.
+    pub skipped_close: usize,
 }
 
 /// Runs guided Langevin design for one `seed` with the potential `V` (on `device`, plain,
@@ -256,14 +262,17 @@ pub fn design<P: Potential + ?Sized>(
     device: &Device,
 ) -> Result<DesignBatch, DesignError> {
     design_constrained(
-        potential, predictor, min_gt, max_gt, cfg, seed, device, None,
+        potential, predictor, min_gt, max_gt, cfg, seed, device, None, None,
     )
 }
 
 /// [`design`] under `constraints` (when given): a [`crate::constraints::ConstraintTerm`]
 /// pins forbidden coordinates to the clamp box after every step, decoding is the argmax over
 /// allowed residues with the mutation cap applied, and every kept design is re-checked (a
-/// violation is an error, never a silent drop). Without constraints this is [`design`].
+/// violation is an error, never a silent drop). Under `selection` (own data) the top-k
+/// skip measured sequences and keep designs `min_distance` apart, re-checked the same way;
+/// fewer than `top_k` designs come back when the samples run out (the skip counts say why).
+/// Without either this is [`design`].
 #[allow(clippy::too_many_arguments)]
 pub fn design_constrained<P: Potential + ?Sized>(
     potential: &P,
@@ -274,6 +283,7 @@ pub fn design_constrained<P: Potential + ?Sized>(
     seed: u64,
     device: &Device,
     constraints: Option<&Constraints>,
+    selection: Option<&Selection>,
 ) -> Result<DesignBatch, DesignError> {
     cfg.check()?;
     let dim = potential.dim();
@@ -320,18 +330,29 @@ pub fn design_constrained<P: Potential + ?Sized>(
     let mut rng = StdRng::seed_from_u64(step_seed(seed, 0));
     let x0 = host_normal(cfg.n_samples, dim, &mut rng, device);
     let out = sample(potential, &terms, x0, &cfg.langevin(), step_seed(seed, 1))?;
-    let Some(c) = constraints else {
-        return rank_designs(out.x, length, predictor, cfg, seed, min_gt, max_gt);
+    let decoded = match constraints {
+        Some(c) => c.decode(&crate::cnn::tensor_to_vec(out.x)),
+        None => decode(out.x, length),
     };
-    let decoded = c.decode(&crate::cnn::tensor_to_vec(out.x));
-    let batch = rank_decoded(decoded, predictor, cfg, seed, min_gt, max_gt)?;
+    let none = Selection::default();
+    let rules = selection.unwrap_or(&none);
+    let batch = rank_decoded(decoded, predictor, cfg, seed, min_gt, max_gt, rules)?;
     for s in &batch.sequences {
-        let v = c.violations(s);
+        let v = constraints.map_or(Vec::new(), |c| c.violations(s));
         if !v.is_empty() {
             return Err(DesignError::Data {
                 what: format!("design {s} violates the constraints: {}", v.join("; ")),
             });
         }
+    }
+    let v = rules.violations(&batch.sequences);
+    if !v.is_empty() {
+        return Err(DesignError::Data {
+            what: format!(
+                "seed {seed}: the designs break the selection: {}",
+                v.join("; ")
+            ),
+        });
     }
     Ok(batch)
 }
@@ -359,10 +380,19 @@ pub(crate) fn rank_designs(
     min_gt: f64,
     max_gt: f64,
 ) -> Result<DesignBatch, DesignError> {
-    rank_decoded(decode(x, length), predictor, cfg, seed, min_gt, max_gt)
+    let none = Selection::default();
+    rank_decoded(
+        decode(x, length),
+        predictor,
+        cfg,
+        seed,
+        min_gt,
+        max_gt,
+        &none,
+    )
 }
 
-/// [`rank_designs`] on sequences already decoded.
+/// [`rank_designs`] on sequences already decoded, the top-k taken under `selection`.
 fn rank_decoded(
     decoded: Vec<Sequence>,
     predictor: &Cnn,
@@ -370,6 +400,7 @@ fn rank_decoded(
     seed: u64,
     min_gt: f64,
     max_gt: f64,
+    selection: &Selection,
 ) -> Result<DesignBatch, DesignError> {
     let mut seen = HashSet::new();
     let unique: Vec<Sequence> = decoded
@@ -380,7 +411,9 @@ fn rank_decoded(
     let scores = predictor.score(&indices)?;
     let mut order: Vec<usize> = (0..unique.len()).collect();
     order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
-    order.truncate(cfg.top_k);
+    let ranked: Vec<Sequence> = order.iter().map(|&i| unique[i].clone()).collect();
+    let picked = selection.pick(&ranked, cfg.top_k);
+    let order: Vec<usize> = picked.rows.iter().map(|&r| order[r]).collect();
     let predictor_scores: Vec<f64> = order.iter().map(|&i| f64::from(scores[i])).collect();
     Ok(DesignBatch {
         seed,
@@ -389,6 +422,8 @@ fn rank_decoded(
         sequences: order.iter().map(|&i| unique[i].clone()).collect(),
         predictor_fitness: metrics::normalise(&predictor_scores, min_gt, max_gt),
         predictor_scores,
+        skipped_measured: picked.skipped_measured,
+        skipped_close: picked.skipped_close,
     })
 }
 

@@ -8,6 +8,9 @@
 //! - [`cnn`], [`oracle`], [`predictor`]: the GGS CNN fitness model as a burn module, loaded
 //!   from safetensors, differentiable in its one-hot input; training a predictor on a split.
 //! - [`metrics`]: the GGS protocol's fitness, diversity and novelty.
+//! - [`user_data`], [`constraints`], [`selection`], [`rounds`]: a lab's own data, the
+//!   constraints its designs obey, which ranked designs are kept (never a measured one), and
+//!   lab rounds that merge new measurements into the training data with their round.
 
 pub mod alphabet;
 pub mod baselines;
@@ -28,6 +31,9 @@ pub mod oracle;
 pub mod own_oracle;
 pub mod predictor;
 pub mod representation;
+pub mod round_log;
+pub mod rounds;
+pub mod selection;
 pub mod sequence;
 pub mod stats;
 pub mod user_data;

@@ -159,31 +159,12 @@ impl UserDataConfig {
 pub fn load(cfg: &UserDataConfig) -> Result<UserData> {
     cfg.check()?;
     let wild_type = cfg.wild_type()?;
-    let (records, file) = if let Some(path) = &cfg.sequences {
-        let options = ReadOptions {
-            sequence_column: cfg.sequence_column.clone(),
-            score_column: cfg.score_column.clone(),
-            length: wild_type
-                .as_ref()
-                .map_or(LengthRule::SameAsFirst, |w| LengthRule::Exactly(w.len())),
-            duplicates: DuplicatePolicy::Average,
-            ..ReadOptions::default()
-        };
-        (crate::io::read_records(path, &options)?, path.clone())
-    } else {
-        let path = cfg.mutations.clone().expect("checked: one file is set");
-        let wt = wild_type
-            .as_ref()
-            .expect("checked: mutations need a wild type");
-        let options = MutationOptions {
-            genotype_column: cfg.mutation_column.clone(),
-            score_column: cfg.score_column.clone(),
-            index_base: cfg.first_position,
-            separator: cfg.separator,
-            skip_stops: false,
-        };
-        (read_mutations(&path, wt, &options)?.0, path)
-    };
+    let file = cfg
+        .sequences
+        .clone()
+        .or_else(|| cfg.mutations.clone())
+        .expect("checked: one file is set");
+    let records = read_rows(cfg, &file, wild_type.as_ref(), None)?;
     let (rows, report) = apply_duplicates(records, &file, DuplicatePolicy::Average)?;
     let (seqs, scores): (Vec<_>, Vec<_>) = rows.into_iter().unzip();
     let table = ScoredSequences::new(seqs, scores).map_err(|e| Error::Format {
@@ -197,6 +178,47 @@ pub fn load(cfg: &UserDataConfig) -> Result<UserData> {
         report,
         file,
     })
+}
+
+/// Reads `path` in the format `cfg` describes (a sequence CSV or mutation lists applied to
+/// `wild_type`) into records with their lines, repeats not merged: the data file itself, or
+/// a later file of measurements in the same format (a lab round's results). Sequences must
+/// be `length` long when given, else the wild type's, else the first row's.
+pub fn read_rows(
+    cfg: &UserDataConfig,
+    path: &Path,
+    wild_type: Option<&Sequence>,
+    length: Option<usize>,
+) -> Result<Vec<crate::io::Record>> {
+    if cfg.mutations.is_some() {
+        let wt = wild_type.ok_or_else(|| {
+            invalid(
+                "wild_type",
+                "(unset)",
+                "a mutation-list file needs the wild type it mutates",
+            )
+        })?;
+        let options = MutationOptions {
+            genotype_column: cfg.mutation_column.clone(),
+            score_column: cfg.score_column.clone(),
+            index_base: cfg.first_position,
+            separator: cfg.separator,
+            skip_stops: false,
+        };
+        return Ok(read_mutations(path, wt, &options)?.0);
+    }
+    let options = ReadOptions {
+        sequence_column: cfg.sequence_column.clone(),
+        score_column: cfg.score_column.clone(),
+        length: match (length, wild_type) {
+            (Some(n), _) => LengthRule::Exactly(n),
+            (None, Some(w)) => LengthRule::Exactly(w.len()),
+            (None, None) => LengthRule::SameAsFirst,
+        },
+        duplicates: DuplicatePolicy::Average,
+        ..ReadOptions::default()
+    };
+    crate::io::read_records(path, &options)
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
-//! The command line, as clap derive types: `run`, `check`, `plan` (alias `list-stages`),
-//! `clean`, `unlock`, `toy`, `data`, `oracle`, `eval`. Parsing only; `commands.rs` does the work.
+//! The command line, as clap derive types: `run`, `round`, `check`, `plan` (alias
+//! `list-stages`), `clean`, `unlock`, `toy`, `data`, `oracle`, `eval`. Parsing only;
+//! `commands.rs` does the work.
 
 use std::path::PathBuf;
 
@@ -22,6 +23,11 @@ pub struct Cli {
 pub enum Command {
     /// Run a workflow: every stale stage, in order, reusing fresh ones.
     Run(RunArgs),
+    /// One lab round on your own data: merge the measured scores of proposed designs into
+    /// the training data, retrain, and propose the next batch (never a measured sequence) in
+    /// `<run_dir>/round-<k>/`; appends a row to `<run_dir>/rounds.csv`. Round 0 is the plain
+    /// `emdesign run`.
+    Round(RoundArgs),
     /// Parse and check a workflow file without running anything.
     Check {
         /// The workflow TOML file.
@@ -90,6 +96,23 @@ pub struct RunArgs {
     #[arg(long, value_name = "ID")]
     pub only: Option<String>,
     /// Run directory (default: the workflow's `run_dir`, relative to the workflow file).
+    #[arg(long, value_name = "DIR")]
+    pub run_dir: Option<PathBuf>,
+    /// No progress bars and no per-stage summary lines.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// Arguments of `emdesign round`.
+#[derive(Args, Debug)]
+pub struct RoundArgs {
+    /// The workflow TOML file (`[data] source = "file"`), already run once (round 0).
+    pub workflow: PathBuf,
+    /// The lab's results: measured designs in the format of the workflow's data file (its
+    /// sequence or mutation column and its score column).
+    #[arg(long, value_name = "FILE")]
+    pub measured: PathBuf,
+    /// Run directory of round 0 (default: the workflow's `run_dir`).
     #[arg(long, value_name = "DIR")]
     pub run_dir: Option<PathBuf>,
     /// No progress bars and no per-stage summary lines.

@@ -21,6 +21,7 @@ pub fn run(cli: Cli) -> Result<()> {
     let data_dir = cli.data_dir.as_deref();
     match cli.command {
         Command::Run(args) => run_workflow(&args, data_dir),
+        Command::Round(args) => crate::rounds_cmd::round(&args, data_dir),
         Command::Check { workflow } => check(&workflow),
         Command::Plan(args) => plan(&args, data_dir),
         Command::Clean(args) => clean(&args),
@@ -63,7 +64,7 @@ fn run_workflow(args: &RunArgs, data_dir: Option<&Path>) -> Result<()> {
 
 /// Run a checked plan: make the run directory ready (refusing one emdesign does not own),
 /// write `resolved.toml`, run the stages, write `summary.json`.
-fn execute(
+pub(crate) fn execute(
     plan: &Plan,
     workflow_file: Option<&Path>,
     force: Option<String>,

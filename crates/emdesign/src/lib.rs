@@ -19,6 +19,7 @@ mod plot_protein;
 mod progress;
 mod protein;
 mod report;
+mod rounds_cmd;
 mod stage;
 mod workflow;
 

@@ -1,7 +1,8 @@
 //! The stages of a workflow on the user's own data (`[data] source = "file"`): `data` reads
 //! and checks the file (em-protein's `user_data`) into `train.csv` + `split.json`, then the
-//! benchmark's `predictor`, `energy` and `design` stages run unchanged (design under the
-//! constraints), and `evaluate` / `report` (see `own_report.rs`) work without an oracle.
+//! benchmark's `predictor`, `energy` and `design` stages run (design under the constraints,
+//! never proposing a measured sequence), and `evaluate` / `report` (see `own_report.rs`) work
+//! without an oracle. A lab round (`emdesign round`) runs these stages on its merged table.
 
 use std::path::PathBuf;
 
@@ -41,7 +42,9 @@ pub fn stages(plan: &Plan, p: &Protein, own: &OwnData) -> Result<Vec<Box<dyn Sta
         bounded(Box::new(protein_design::ProteinDesignStage {
             cfg: p.design.clone(),
             predictor: p.predictor.clone(),
-            constraints: constraints.clone(),
+            constraints: Some(protein_design::OwnRules {
+                constraints: constraints.clone(),
+            }),
         })),
         Box::new(OwnEvaluateStage {
             design: p.design.clone(),

@@ -2,7 +2,8 @@
 //! nothing here is a measurement: designs are described by the predictor trained on the
 //! user's data (predicted fitness), diversity, novelty (edits to the nearest training
 //! sequence) and edits from the wild type; the report says so and gives the predictor's
-//! held-out Spearman. Ranked `designs.fasta` / `designs.csv` carry the same columns.
+//! held-out Spearman. Ranked `designs.fasta` / `designs.csv` carry the same columns; no
+//! design in them was measured, and any two lie `min_distance` apart (re-checked here).
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -11,8 +12,9 @@ use em_protein::constraints::{Constraints, mutation_count, mutation_list};
 use em_protein::io::{Annotated, csv::write_csv, fasta::write_fasta};
 use em_protein::metrics;
 use em_protein::predictor::TrainReport;
+use em_protein::selection::Selection;
 use em_protein::sequence::Sequence;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use super::cache::write_atomic;
 use super::protein_evaluate::Stat;
@@ -31,12 +33,16 @@ pub struct OwnBatchEval {
     /// Designs kept.
     pub n_designs: usize,
     /// Median predicted fitness, normalised by the measured range (0 worst, 1 best measured).
+    #[serde(deserialize_with = "nan_or")]
     pub predicted_fitness: f64,
     /// Mean pairwise edit distance.
+    #[serde(deserialize_with = "nan_or")]
     pub diversity: f64,
     /// Median edits to the nearest training sequence.
+    #[serde(deserialize_with = "nan_or")]
     pub novelty: f64,
     /// Median substitutions from the wild type (NaN without one).
+    #[serde(deserialize_with = "nan_or")]
     pub edits_from_wt: f64,
     /// Edits to the nearest training sequence of each design (batch order).
     pub nearest_train: Vec<u32>,
@@ -48,12 +54,16 @@ pub struct OwnBatchEval {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OwnSummary {
     /// Predicted fitness.
+    #[serde(deserialize_with = "stat_nan")]
     pub predicted_fitness: Stat,
     /// Diversity.
+    #[serde(deserialize_with = "stat_nan")]
     pub diversity: Stat,
     /// Novelty.
+    #[serde(deserialize_with = "stat_nan")]
     pub novelty: Stat,
     /// Edits from the wild type.
+    #[serde(deserialize_with = "stat_nan")]
     pub edits_from_wt: Stat,
 }
 
@@ -66,6 +76,28 @@ pub struct OwnEvaluation {
     pub batches: Vec<OwnBatchEval>,
     /// Per interaction setting.
     pub summary: BTreeMap<String, OwnSummary>,
+}
+
+/// A number JSON holds as `null` (NaN: a batch without designs, no wild type) reads back
+/// as NaN.
+fn nan_or<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+}
+
+/// A [`Stat`] whose mean or std JSON holds as `null` (see [`nan_or`]).
+fn stat_nan<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Stat, D::Error> {
+    #[derive(Deserialize)]
+    struct Raw {
+        #[serde(deserialize_with = "nan_or")]
+        mean: f64,
+        #[serde(deserialize_with = "nan_or")]
+        std: f64,
+    }
+    let r = Raw::deserialize(d)?;
+    Ok(Stat {
+        mean: r.mean,
+        std: r.std,
+    })
 }
 
 fn stat(v: &[f64]) -> Stat {
@@ -193,7 +225,7 @@ impl Stage for OwnReportStage {
         "protein.own_report"
     }
     fn config(&self) -> serde_json::Value {
-        serde_json::json!({ "design": self.design, "header": self.header, "format": 1 })
+        serde_json::json!({ "design": self.design, "header": self.header, "format": 2 })
     }
     fn upstream(&self) -> Vec<&str> {
         vec!["data", "predictor", "design", "evaluate"]
@@ -204,6 +236,13 @@ impl Stage for OwnReportStage {
         let design_dir = ctx.input("design")?;
         let main = self.design.variants()[0].1.clone();
         let first = self.data.file.first_position;
+        let measured = read_train(ctx.input("data")?)?.into_parts().0;
+        let selection = Selection::new(
+            measured,
+            self.constraints
+                .as_ref()
+                .and_then(Constraints::min_distance),
+        );
         // (predictor score, seed, sequence, nearest_train) of the main method's designs.
         let mut picked: Vec<(f64, u64, Sequence, u32)> = Vec::new();
         for be in eval.batches.iter().filter(|b| b.interaction == main) {
@@ -219,13 +258,29 @@ impl Stage for OwnReportStage {
                         );
                     }
                 }
+                if selection.is_measured(&s) {
+                    anyhow::bail!(
+                        "design {s} (seed {}) was already measured (it is in data/train.csv)",
+                        b.seed
+                    );
+                }
                 picked.push((b.predictor_scores[i], b.seed, s, be.nearest_train[i]));
             }
         }
-        // Best predicted first; ties keep seed order; repeats keep their first (best) copy.
+        // Best predicted first; ties keep seed order; repeats keep their first (best) copy;
+        // then, across seeds, the same greedy min_distance rule as within one.
         picked.sort_by(|a, b| b.0.total_cmp(&a.0));
         let mut seen = HashSet::new();
         picked.retain(|p| seen.insert(p.2.clone()));
+        let ranked: Vec<Sequence> = picked.iter().map(|p| p.2.clone()).collect();
+        let kept = selection.pick(&ranked, usize::MAX);
+        let dropped_close = kept.skipped_close;
+        let picked: Vec<_> = kept.rows.iter().map(|&r| picked[r].clone()).collect();
+        let final_designs: Vec<Sequence> = picked.iter().map(|p| p.2.clone()).collect();
+        let v = selection.violations(&final_designs);
+        if !v.is_empty() {
+            anyhow::bail!("the designs break the selection rules: {}", v.join("; "));
+        }
         let records: Vec<Annotated> = picked
             .iter()
             .enumerate()
@@ -268,7 +323,7 @@ impl Stage for OwnReportStage {
                 &predictor.held_out,
             )?;
         }
-        let md = self.markdown(&eval, &predictor, records.len(), &main);
+        let md = self.markdown(&eval, &predictor, records.len(), dropped_close, &main);
         write_atomic(&ctx.out.join("report.md"), md.as_bytes())?;
         Ok(Outcome {
             headline: vec![
@@ -282,6 +337,7 @@ impl Stage for OwnReportStage {
             ],
             metrics: serde_json::json!({
                 "designs": records.len(),
+                "dropped_within_min_distance": dropped_close,
                 "val_spearman": predictor.val_spearman,
                 "val_rows": predictor.val_rows,
             }),
@@ -295,6 +351,7 @@ impl OwnReportStage {
         eval: &OwnEvaluation,
         predictor: &TrainReport,
         n_designs: usize,
+        dropped_close: usize,
         main: &str,
     ) -> String {
         let ms = |s: &Stat, p: usize| format!("{:.p$} ({:.p$})", s.mean, s.std);
@@ -333,7 +390,8 @@ impl OwnReportStage {
             None => out.push_str("none\n"),
             Some(c) => {
                 out.push_str(&format!(
-                    "- fixed: `{}`\n- banned: `{}`\n- allowed: {}\n- max_mutations: {}\n\n\
+                    "- fixed: `{}`\n- banned: `{}`\n- allowed: {}\n- max_mutations: {}\n\
+                     - min_distance: {}\n\n\
                      Enforced while sampling (forbidden one-hot coordinates pinned to the \
                      clamp minimum after every Langevin step, argmax over allowed residues, the \
                      cap by reverting the weakest mutations) and re-checked on every design \
@@ -350,9 +408,27 @@ impl OwnReportStage {
                             .join(", ")
                     },
                     c.max_mutations.map_or("-".into(), |k| k.to_string()),
+                    c.min_distance.map_or("-".into(), |k| k.to_string()),
                 ));
             }
         }
+        out.push_str(&format!(
+            "\nNo design is a sequence already measured (every row of the training table, \
+             earlier lab rounds included): the top designs of each seed are the best \
+             unmeasured ones{}.\n",
+            match self
+                .constraints
+                .as_ref()
+                .and_then(Constraints::min_distance)
+            {
+                Some(n) => format!(
+                    ", each at least {n} substitutions from every better one kept (greedy by \
+                     predicted score, within a seed and again across seeds: {dropped_close} \
+                     dropped across seeds)"
+                ),
+                None => String::new(),
+            }
+        ));
         out.push_str(&format!(
             "\n## Designs (per seed, then mean (std) over {} seeds)\n\n\
              | interaction | predicted fitness | diversity | novelty | edits from WT |\n\
@@ -386,5 +462,45 @@ impl OwnReportStage {
              against predicted (y) score, one point per row (absent without held-out rows).\n",
         ));
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A batch without designs (every sample measured) or without a wild type has NaN
+    /// medians, which JSON writes as `null`: they read back as NaN, not as an error.
+    #[test]
+    fn nan_metrics_survive_the_json_round_trip() {
+        let b = OwnBatchEval {
+            seed: 0,
+            interaction: "quadratic".into(),
+            n_designs: 0,
+            predicted_fitness: f64::NAN,
+            diversity: 0.0,
+            novelty: f64::NAN,
+            edits_from_wt: f64::NAN,
+            nearest_train: Vec::new(),
+            n_mut: Vec::new(),
+        };
+        let s = OwnSummary {
+            predicted_fitness: stat(&[f64::NAN, 0.5]),
+            diversity: stat(&[1.0]),
+            novelty: stat(&[f64::NAN]),
+            edits_from_wt: stat(&[2.0]),
+        };
+        let eval = OwnEvaluation {
+            oracle: None,
+            batches: vec![b],
+            summary: [("quadratic".to_string(), s)].into_iter().collect(),
+        };
+        let text = serde_json::to_string(&eval).unwrap();
+        assert!(text.contains("\"novelty\":null"), "{text}");
+        let back: OwnEvaluation = serde_json::from_str(&text).unwrap();
+        assert!(back.batches[0].predicted_fitness.is_nan());
+        assert_eq!(back.batches[0].diversity, 0.0);
+        assert!(back.summary["quadratic"].novelty.mean.is_nan());
+        assert_eq!(back.summary["quadratic"].edits_from_wt.mean, 2.0);
     }
 }

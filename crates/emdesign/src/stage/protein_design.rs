@@ -1,6 +1,8 @@
 //! Protein stage `design`: for each seed, guided Langevin design with the trained potential
 //! and the predictor (em-protein's `design`), with the configured interaction and, for the
-//! ablation, without it. Each batch is written as it finishes, so a killed stage resumes.
+//! ablation, without it. On own data the top-k skip every sequence of the data stage's
+//! `train.csv` (all measured ones) and keep `min_distance`. Each batch is written as it
+//! finishes, so a killed stage resumes.
 
 use std::time::Instant;
 
@@ -10,9 +12,12 @@ use em_protein::constraints::Constraints;
 use em_protein::design::design_constrained;
 use em_protein::energy_model::load_potential;
 use em_protein::io::{Annotated, csv::write_csv};
+use em_protein::selection::Selection;
 
 use super::protein_energy::potential_path;
-use super::protein_files::{Batch, batch_file, load_predictor, read_json, read_split, write_json};
+use super::protein_files::{
+    Batch, batch_file, load_predictor, read_json, read_split, read_train, write_json,
+};
 use super::{Outcome, Stage, StageCtx};
 use crate::workflow::protein::{Design, Predictor};
 
@@ -22,8 +27,18 @@ pub struct ProteinDesignStage {
     pub cfg: Design,
     /// How the predictor was made (its shape).
     pub predictor: Predictor,
-    /// `[design.constraints]` checked against the wild type (own data only; the settings
-    /// are in `cfg`, the wild type in the data stage's key).
+    /// What own data adds (`None` for a benchmark): no measured sequence, and the
+    /// constraints when set.
+    pub constraints: Option<OwnRules>,
+}
+
+/// The design rules on own data: every sequence of the data stage's `train.csv` (all
+/// measured ones) is excluded from the top-k, and `[design.constraints]` checked against
+/// the wild type (the settings are in the stage's `cfg`, the wild type in the data stage's
+/// key) when set.
+#[derive(Debug, Clone)]
+pub struct OwnRules {
+    /// The checked constraints (with a wild type), `min_distance` among them.
     pub constraints: Option<Constraints>,
 }
 
@@ -45,7 +60,12 @@ impl Stage for ProteinDesignStage {
         "protein.design"
     }
     fn config(&self) -> serde_json::Value {
-        serde_json::json!({ "design": self.cfg, "predictor": self.predictor })
+        let mut c = serde_json::json!({ "design": self.cfg, "predictor": self.predictor });
+        // Own data only, so benchmark keys stay as they were.
+        if self.constraints.is_some() {
+            c["selection"] = serde_json::json!({ "exclude_measured": true });
+        }
+        c
     }
     fn upstream(&self) -> Vec<&str> {
         vec!["data", "predictor", "energy"]
@@ -58,6 +78,17 @@ impl Stage for ProteinDesignStage {
         let split = read_split(ctx.input("data")?)?;
         let predictor = load_predictor(ctx.input("predictor")?, &self.predictor, &device)?;
         let (potential, _) = load_potential(&potential_path(ctx.input("energy")?), &device)?;
+        let constraints = self
+            .constraints
+            .as_ref()
+            .and_then(|r| r.constraints.as_ref());
+        let selection = match &self.constraints {
+            Some(_) => Some(Selection::new(
+                read_train(ctx.input("data")?)?.into_parts().0,
+                constraints.and_then(Constraints::min_distance),
+            )),
+            None => None,
+        };
         let variants = self.cfg.variants();
         let jobs: Vec<(u64, bool, String)> = variants
             .iter()
@@ -83,8 +114,21 @@ impl Stage for ProteinDesignStage {
                     &cfg,
                     *seed,
                     &device,
-                    self.constraints.as_ref(),
+                    constraints,
+                    selection.as_ref(),
                 )?;
+                if selection.is_some() && b.sequences.len() < cfg.top_k {
+                    ctx.progress.warning(&format!(
+                        "design seed {seed} ({name}): {} of top_k = {} designs found among {} \
+                         distinct samples ({} already measured, {} within min_distance of a \
+                         better design)",
+                        b.sequences.len(),
+                        cfg.top_k,
+                        b.n_unique,
+                        b.skipped_measured,
+                        b.skipped_close
+                    ));
+                }
                 let batch = Batch {
                     seed: *seed,
                     interaction: name.clone(),
@@ -93,6 +137,8 @@ impl Stage for ProteinDesignStage {
                     sequences: b.sequences.iter().map(ToString::to_string).collect(),
                     predictor_scores: b.predictor_scores,
                     predictor_fitness: b.predictor_fitness,
+                    skipped_measured: b.skipped_measured,
+                    skipped_close: b.skipped_close,
                     wall_secs: start.elapsed().as_secs_f64(),
                 };
                 let records: Vec<Annotated> = b
@@ -141,6 +187,7 @@ impl Stage for ProteinDesignStage {
                 "batches": batches.iter().map(|b| serde_json::json!({
                     "seed": b.seed, "interaction": b.interaction, "n_unique": b.n_unique,
                     "kept": b.sequences.len(), "wall_secs": b.wall_secs,
+                    "skipped_measured": b.skipped_measured, "skipped_close": b.skipped_close,
                 })).collect::<Vec<_>>(),
             }),
         })

@@ -66,6 +66,12 @@ pub struct Batch {
     pub predictor_scores: Vec<f64>,
     /// Normalised predictor fitness of each.
     pub predictor_fitness: Vec<f64>,
+    /// Distinct samples passed over as already measured (own data; 0 in older files).
+    #[serde(default)]
+    pub skipped_measured: usize,
+    /// Distinct samples passed over as within `min_distance` of a better design.
+    #[serde(default)]
+    pub skipped_close: usize,
     /// Wall time of this batch, seconds.
     pub wall_secs: f64,
 }

@@ -80,6 +80,31 @@ pub struct OwnData {
     pub wild_type: Option<em_protein::sequence::Sequence>,
 }
 
+impl Protein {
+    /// The same workflow on another data file of the user's in the checked format (a lab
+    /// round's merged `measured.csv`): the file read and checked now, its rows counted and
+    /// the predictor's held-out rows redone for them. Errors on a benchmark workflow.
+    pub fn with_own_file(&self, file: em_protein::user_data::UserDataConfig) -> Result<Protein> {
+        let Data::File(_) = &self.data else {
+            anyhow::bail!("a benchmark workflow has no data file of its own");
+        };
+        let data = em_protein::user_data::load(&file)?;
+        let rows = data.table.len();
+        let mut out = self.clone();
+        if let Predictor::Train { val_samples, .. } = &mut out.predictor {
+            *val_samples = file.holdout_rows(rows);
+        }
+        out.data = Data::File(Box::new(OwnData {
+            source: "file",
+            length: data.table.length(),
+            rows,
+            wild_type: data.wild_type,
+            file,
+        }));
+        Ok(out)
+    }
+}
+
 impl Data {
     /// Sequence length.
     pub fn length(&self) -> usize {

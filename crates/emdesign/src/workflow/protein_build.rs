@@ -736,6 +736,11 @@ mod tests {
             "w.toml:10:1: field `design.constraints.allowed.\"2\"`: character 2: unknown residue 'X'",
         );
         bad(
+            "[design.constraints]\nbanned = \"C\"\nmin_distance = 4\n",
+            "w.toml:11:1: field `design.constraints.min_distance`: must be between 1 and the \
+             sequence length 3 (substitutions between two designs), got 4",
+        );
+        bad(
             "[predictor]\nsource = \"ggs\"\n",
             "w.toml:10:10: field `predictor.source`",
         );
