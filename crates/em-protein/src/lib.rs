@@ -19,6 +19,7 @@ pub mod design;
 pub mod edit_distance;
 pub mod ehrlich;
 pub mod energy_model;
+pub mod ensemble;
 pub mod error;
 pub mod gfp_splits;
 pub mod guidance;
