@@ -1,4 +1,5 @@
-//! Predictor guidance for design sampling: an [`EnergyTerm`] that pulls samples towards
+//! Predictor guidance for design sampling (one predictor or an ensemble on its conservative
+//! mean): an [`EnergyTerm`] that pulls samples towards
 //! normalised predicted fitness 1, `E = (eps/zeta^2) · 1/2 · (f_norm(softmax(x/T)) - 1)^2`,
 //! with its input gradient by burn autodiff through the softmax and the GGS CNN (by the folded
 //! [`FusedCnn`] path on the plain f32 CPU device).
@@ -273,30 +274,40 @@ mod tests {
             .sum()
     }
 
-    /// Max error of `g`'s gradient against central differences in f32 (h = 1e-2, all
-    /// 240 coordinates, inputs uniform in [-1, 1]), relative to its largest entry.
-    fn finite_difference_error(g: &PredictorGuidance) -> f64 {
+    /// Max error of `g`'s gradient against finite differences in f32 (step `h`, all 240
+    /// coordinates, inputs uniform in [-1, 1]), relative to its largest entry, and the
+    /// number of coordinates where only a one-sided difference matched. A CNN's ReLU and
+    /// max-pool kinks make the energy piecewise smooth: where a kink lies within `h` of the
+    /// input the central difference averages two slopes, and the analytic gradient is the
+    /// one-sided one on its side. Each coordinate's error is the smallest of the central,
+    /// forward and backward ones; a wrong chain rule is O(1) off in all three.
+    fn finite_difference_error(g: &PredictorGuidance, h: f32) -> (f64, usize) {
         let (v, x) = input(4, 1.0);
         let eps = 0.1;
         let analytic = vals(g.grad(x, 0.0, eps));
-        let h = 1e-2f32;
-        let errs: Vec<f64> = (0..v.len())
-            .map(|i| {
-                let mut p = v.clone();
-                p[i] += h;
-                let up = total(g, &p, eps);
-                p[i] -= 2.0 * h;
-                let down = total(g, &p, eps);
-                let numeric = (up - down) / (2.0 * f64::from(h));
-                (numeric - f64::from(analytic[i])).abs()
-            })
-            .collect();
         let scale = analytic
             .iter()
             .map(|a| f64::from(a.abs()))
             .fold(0.0, f64::max);
         assert!(scale > 1e-2, "gradient is trivially small: {scale}");
-        errs.iter().copied().fold(0.0, f64::max) / scale
+        let mid = total(g, &v, eps);
+        let hh = f64::from(h);
+        let (mut max, mut one_sided) = (0.0f64, 0);
+        for (i, &a) in analytic.iter().enumerate() {
+            let mut p = v.clone();
+            p[i] += h;
+            let up = total(g, &p, eps);
+            p[i] -= 2.0 * h;
+            let down = total(g, &p, eps);
+            let err = |d: f64| (d - f64::from(a)).abs() / scale;
+            let central = err((up - down) / (2.0 * hh));
+            let side = err((up - mid) / hh).min(err((mid - down) / hh));
+            if central >= 1e-3 && side < central {
+                one_sided += 1;
+            }
+            max = max.max(central.min(side));
+        }
+        (max, one_sided)
     }
 
     /// Error budget relative to the largest gradient entry (0.048 for one member):
@@ -306,17 +317,27 @@ mod tests {
     /// would catch a wrong chain rule (O(1)).
     #[test]
     fn gradient_matches_finite_differences() {
-        let max = finite_difference_error(&guidance());
+        let (max, one_sided) = finite_difference_error(&guidance(), 1e-2);
+        assert_eq!(one_sided, 0);
         assert!(max < 1e-3, "max relative error {max:e}");
     }
 
     /// The ensemble's `mean - kappa std` gradient (fused weights `w_i`, and the autodiff
-    /// reference through the std) against central differences, same budget.
+    /// reference through the std) against finite differences. Three CNNs have three times
+    /// the kinks: at h = 1e-2, 8 of 240 central differences were 0.3-12% off, each where the
+    /// analytic gradient matched a one-sided difference; at h = 1e-3 (round-off ~ 1e-7 |E| / h
+    /// with E ~ 0.2, relative to the largest entry 0.13: ~ 2e-4; median error measured
+    /// 1.2e-4) 9 coordinates, most of one sequence by a max-pool near-tie, still match
+    /// one-sided only. Measured (both paths): max 7.1e-4, 9 one-sided; bounds 1e-3 and 12.
     #[test]
     fn ensemble_gradient_matches_finite_differences() {
         let g = ensemble();
         for (path, g) in [("fused", g.clone()), ("autodiff", reference(&g))] {
-            let max = finite_difference_error(&g);
+            let (max, one_sided) = finite_difference_error(&g, 1e-3);
+            assert!(
+                one_sided <= 12,
+                "{path}: {one_sided} coordinates matched one-sided"
+            );
             assert!(max < 1e-3, "{path}: max relative error {max:e}");
         }
     }
