@@ -1,8 +1,8 @@
-//! Predictor guidance for design sampling (one predictor or an ensemble on its conservative
-//! mean): an [`EnergyTerm`] that pulls samples towards
-//! normalised predicted fitness 1, `E = (eps/zeta^2) · 1/2 · (f_norm(softmax(x/T)) - 1)^2`,
-//! with its input gradient by burn autodiff through the softmax and the GGS CNN (by the folded
-//! [`FusedCnn`] path on the plain f32 CPU device).
+//! Predictor guidance for design sampling: an [`EnergyTerm`] that pulls samples towards
+//! normalised predicted fitness 1, `E = (eps/zeta^2) · 1/2 · (f(softmax(x/T)) - 1)^2`, with
+//! `f` one predictor's or an ensemble's `mean - kappa · std`, and its input gradient by burn
+//! autodiff through the softmax and the GGS CNNs (by the folded [`FusedCnn`] path on the
+//! plain f32 CPU device).
 
 use burn::prelude::*;
 use em_core::energy::EnergyTerm;
