@@ -285,8 +285,7 @@ fn own_protein_ensemble_reports_spread_and_kappa_changes_the_designs() {
     assert_contains(&out, &["ensemble=3"]);
     for f in ["predictor", "predictor_1", "predictor_2"] {
         assert!(
-            dir.join(&format!("run/predictor/{f}.safetensors"))
-                .is_file(),
+            dir.join(format!("run/predictor/{f}.safetensors")).is_file(),
             "{f}"
         );
     }

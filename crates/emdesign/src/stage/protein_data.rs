@@ -180,7 +180,7 @@ impl Stage for PredictorStage {
         })?;
         bar.finish_and_clear();
         for (m, cnn) in members.iter().enumerate() {
-            cnn.save(&member_path(ctx.out, m))?;
+            cnn.save(member_path(ctx.out, m))?;
         }
         write_json(&ctx.out.join("predictor.json"), &report)?;
         let rho = report
