@@ -214,6 +214,17 @@ fn bad_own_data_and_constraints_name_file_and_line() {
     );
     let err = run_bad(&own(&[("banned = \"C\"", "banned = \"CD\"")]));
     assert_contains(&err, &["position 561 is fixed to the wild type's D"]);
+    // kappa weighs an ensemble's spread: with one predictor it is an error at its line.
+    let text = own(&[("top_k = 12", "top_k = 12\nkappa = 1.0")]);
+    let line = text.lines().position(|l| l.starts_with("kappa =")).unwrap() + 1;
+    let err = run_bad(&text);
+    assert_contains(
+        &err,
+        &[
+            &format!("w.toml:{line}:9: field `design.kappa`"),
+            "`predictor.ensemble` > 1",
+        ],
+    );
 }
 
 /// `plan --json` stage keys (id -> key) of the workflow `w.toml` in `dir`.
