@@ -2,7 +2,8 @@
 //! constraints set) end to end at tiny settings: no data directory and no oracle needed,
 //! ranked FASTA headers `>d0001 pred=.. muts=.. n_mut=.. nearest_train=.. method=em seed=..`
 //! matching `designs.csv` and read back unchanged by rust-bio's reader, no design violating
-//! a constraint; and bad own-data inputs fail with file:line and leave no run directory.
+//! a constraint; a predictor ensemble (`spread=` in the headers, kappa, unchanged default
+//! keys); and bad own-data inputs fail with file:line and leave no run directory.
 
 use std::path::Path;
 
@@ -213,4 +214,156 @@ fn bad_own_data_and_constraints_name_file_and_line() {
     );
     let err = run_bad(&own(&[("banned = \"C\"", "banned = \"CD\"")]));
     assert_contains(&err, &["position 561 is fixed to the wild type's D"]);
+    // kappa weighs an ensemble's spread: with one predictor it is an error at its line.
+    let text = own(&[("top_k = 12", "top_k = 12\nkappa = 1.0")]);
+    let line = text.lines().position(|l| l.starts_with("kappa =")).unwrap() + 1;
+    let err = run_bad(&text);
+    assert_contains(
+        &err,
+        &[
+            &format!("w.toml:{line}:9: field `design.kappa`"),
+            "`predictor.ensemble` > 1",
+        ],
+    );
+}
+
+/// `plan --json` stage keys (id -> key) of the workflow `w.toml` in `dir`.
+fn keys(dir: &Dir) -> Vec<(String, String)> {
+    let out = TestCommand::new(dir)
+        .env("EMDESIGN_DATA", "/nonexistent")
+        .args(["plan", "w.toml", "--json"])
+        .stdout();
+    let plan: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    plan["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["id"].as_str().unwrap().into(),
+                s["key"].as_str().unwrap().into(),
+            )
+        })
+        .collect()
+}
+
+/// Writing the defaults `ensemble = 1` and `kappa = 0.0` out changes no stage key; an
+/// ensemble changes the predictor's key and those downstream of it.
+#[test]
+fn own_protein_ensemble_defaults_keep_the_stage_keys() {
+    let dir = Dir::new();
+    dir.create("w.toml", &own(&[]));
+    let plain = keys(&dir);
+    dir.create(
+        "w.toml",
+        &own(&[
+            ("kernel_size = 5", "kernel_size = 5\nensemble = 1"),
+            ("top_k = 12", "top_k = 12\nkappa = 0.0"),
+        ]),
+    );
+    assert_eq!(keys(&dir), plain);
+    dir.create(
+        "w.toml",
+        &own(&[("kernel_size = 5", "kernel_size = 5\nensemble = 3")]),
+    );
+    let three = keys(&dir);
+    let changed: Vec<&str> = plain
+        .iter()
+        .zip(&three)
+        .filter(|(a, b)| a.1 != b.1)
+        .map(|(a, _)| a.0.as_str())
+        .collect();
+    assert!(
+        changed.contains(&"predictor") && changed.contains(&"design"),
+        "{changed:?}"
+    );
+    assert!(
+        !changed.contains(&"data") && !changed.contains(&"energy"),
+        "{changed:?}"
+    );
+}
+
+/// An ensemble of 3: three predictor files, one report of the mean with each member's,
+/// FASTA headers with `spread=` after `pred=` (>= 0, not all 0), ranked by `pred` at kappa
+/// 0; kappa = 2 (only the design stages rerun) changes the designs.
+#[test]
+fn own_protein_ensemble_reports_spread_and_kappa_changes_the_designs() {
+    let dir = Dir::new();
+    let ensemble = ("kernel_size = 5", "kernel_size = 5\nensemble = 3");
+    dir.create("w.toml", &own(&[ensemble]));
+    let out = run(&dir);
+    assert_contains(&out, &["ensemble=3"]);
+    for f in ["predictor", "predictor_1", "predictor_2"] {
+        assert!(
+            dir.join(format!("run/predictor/{f}.safetensors")).is_file(),
+            "{f}"
+        );
+    }
+    assert!(!dir.join("run/predictor/predictor_3.safetensors").exists());
+    let report: serde_json::Value =
+        serde_json::from_str(&dir.read("run/predictor/predictor.json")).unwrap();
+    assert_eq!(report["members"].as_array().unwrap().len(), 3);
+    assert!(report["val_spearman"].as_f64().unwrap().is_finite());
+    let fasta = dir.read("run/report/designs.fasta");
+    let mut spreads = Vec::new();
+    let mut last = f64::INFINITY;
+    for head in fasta.lines().filter(|l| l.starts_with('>')) {
+        let f = fields(head);
+        let keys: Vec<&str> = f.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "pred",
+                "spread",
+                "muts",
+                "n_mut",
+                "nearest_train",
+                "method",
+                "seed"
+            ]
+        );
+        let (pred, spread): (f64, f64) = (f[0].1.parse().unwrap(), f[1].1.parse().unwrap());
+        assert!(spread >= 0.0, "{head}");
+        assert!(pred <= last, "not ranked by the mean at kappa 0: {head}");
+        last = pred;
+        spreads.push(spread);
+    }
+    assert!(
+        !spreads.is_empty() && spreads.iter().any(|&s| s > 0.0),
+        "{spreads:?}"
+    );
+    let csv = dir.read("run/report/designs.csv");
+    assert!(csv.starts_with("id,sequence,pred,spread,muts,"), "{csv}");
+    assert_contains(
+        &dir.read("run/report/report.md"),
+        &["an ensemble of 3 predictors", "spread=D"],
+    );
+    dir.create(
+        "w.toml",
+        &own(&[ensemble, ("top_k = 12", "top_k = 12\nkappa = 2.0")]),
+    );
+    run(&dir);
+    let conservative = dir.read("run/report/designs.fasta");
+    let seqs = |f: &str| -> Vec<String> {
+        f.lines()
+            .filter(|l| !l.starts_with('>'))
+            .map(String::from)
+            .collect()
+    };
+    assert_ne!(
+        seqs(&conservative),
+        seqs(&fasta),
+        "kappa = 2 designed the same sequences"
+    );
+    let scores: Vec<f64> = conservative
+        .lines()
+        .filter(|l| l.starts_with('>'))
+        .map(|h| {
+            let f = fields(h);
+            f[0].1.parse::<f64>().unwrap() - 2.0 * f[1].1.parse::<f64>().unwrap()
+        })
+        .collect();
+    // Ranked by pred - kappa spread (from the 4-decimal header values: within rounding).
+    assert!(scores.windows(2).all(|w| w[0] >= w[1] - 1e-3), "{scores:?}");
 }

@@ -140,6 +140,14 @@ pub struct DesignConfig {
     pub temperature: f64,
     /// Designs kept per seed, the best unique ones by the predictor (default 128).
     pub top_k: usize,
+    /// With an ensemble of predictors: guide and rank on `mean - kappa · std` over the
+    /// members (default 0, the mean; left out of serialised configs when 0).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub kappa: f64,
+}
+
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
 }
 
 impl Default for DesignConfig {
@@ -158,6 +166,7 @@ impl Default for DesignConfig {
             clamp: [-1.0, 1.0],
             temperature: DEFAULT_TEMPERATURE,
             top_k: 128,
+            kappa: 0.0,
         }
     }
 }
@@ -187,6 +196,12 @@ impl DesignConfig {
         positive("dt", self.dt)?;
         positive("t_end", self.t_end)?;
         positive("temperature", self.temperature)?;
+        if !(self.kappa.is_finite() && self.kappa >= 0.0) {
+            return Err(DesignError::config(
+                "kappa",
+                format!("must be finite and >= 0, got {}", self.kappa),
+            ));
+        }
         if self.zeta.is_nan() || self.zeta <= 0.0 {
             return Err(DesignError::config(
                 "zeta",
@@ -235,8 +250,11 @@ pub struct DesignBatch {
     pub n_unique: usize,
     /// Kept designs (`min(top_k, n_unique)`), by decreasing predictor score.
     pub sequences: Vec<Sequence>,
-    /// Raw predictor score of each kept design.
+    /// Raw predictor score of each kept design (the ensemble's mean).
     pub predictor_scores: Vec<f64>,
+    /// Std of the raw scores over the ensemble's members (population std; 0 for one
+    /// predictor). Designs are ranked by `score - kappa · spread`.
+    pub predictor_spread: Vec<f64>,
     /// Normalised predictor fitness `(score - min_gt) / (max_gt - min_gt)` of each.
     pub predictor_fitness: Vec<f64>,
     /// Distinct samples passed over because they were already measured (own data).
@@ -262,7 +280,15 @@ pub fn design<P: Potential + ?Sized>(
     device: &Device,
 ) -> Result<DesignBatch, DesignError> {
     design_constrained(
-        potential, predictor, min_gt, max_gt, cfg, seed, device, None, None,
+        potential,
+        std::slice::from_ref(predictor),
+        min_gt,
+        max_gt,
+        cfg,
+        seed,
+        device,
+        None,
+        None,
     )
 }
 
@@ -272,11 +298,13 @@ pub fn design<P: Potential + ?Sized>(
 /// violation is an error, never a silent drop). Under `selection` (own data) the top-k
 /// skip measured sequences and keep designs `min_distance` apart, re-checked the same way;
 /// fewer than `top_k` designs come back when the samples run out (the skip counts say why).
-/// Without either this is [`design`].
+/// `predictors` is an ensemble (at least one member): guidance and ranking use
+/// `mean - cfg.kappa · std` over its members. With one predictor and neither constraints
+/// nor selection this is [`design`].
 #[allow(clippy::too_many_arguments)]
 pub fn design_constrained<P: Potential + ?Sized>(
     potential: &P,
-    predictor: &Cnn,
+    predictors: &[Cnn],
     min_gt: f64,
     max_gt: f64,
     cfg: &DesignConfig,
@@ -293,6 +321,11 @@ pub fn design_constrained<P: Potential + ?Sized>(
         });
     }
     check_gt_range(min_gt, max_gt)?;
+    if predictors.is_empty() {
+        return Err(DesignError::Data {
+            what: "no predictor to guide and rank with".into(),
+        });
+    }
     let length = dim / ALPHABET_SIZE;
     if let Some(c) = constraints
         && c.length() != length
@@ -305,8 +338,15 @@ pub fn design_constrained<P: Potential + ?Sized>(
         });
     }
     let pin = constraints.map(|c| c.term(cfg.clamp, cfg.dt, device));
-    let guidance =
-        PredictorGuidance::new(predictor, length, cfg.zeta, cfg.temperature, min_gt, max_gt);
+    let guidance = PredictorGuidance::ensemble(
+        predictors,
+        cfg.kappa,
+        length,
+        cfg.zeta,
+        cfg.temperature,
+        min_gt,
+        max_gt,
+    );
     let quadratic;
     let kernel;
     let mut terms: Vec<&dyn EnergyTerm> = Vec::new();
@@ -336,7 +376,7 @@ pub fn design_constrained<P: Potential + ?Sized>(
     };
     let none = Selection::default();
     let rules = selection.unwrap_or(&none);
-    let batch = rank_decoded(decoded, predictor, cfg, seed, min_gt, max_gt, rules)?;
+    let batch = rank_decoded(decoded, predictors, cfg, seed, min_gt, max_gt, rules)?;
     for s in &batch.sequences {
         let v = constraints.map_or(Vec::new(), |c| c.violations(s));
         if !v.is_empty() {
@@ -369,12 +409,13 @@ pub(crate) fn check_gt_range(min_gt: f64, max_gt: f64) -> Result<(), DesignError
 }
 
 /// Decodes the final states `x` (`[n_samples, length*20]`) by argmax, drops repeated
-/// sequences (first kept), scores the unique ones with `predictor` and keeps the
-/// `cfg.top_k` best, best first (shared by the EM and OT-CFM designers).
+/// sequences (first kept), scores the unique ones with the `predictors` and keeps the
+/// `cfg.top_k` best by `mean - cfg.kappa · std`, best first (shared by the EM and OT-CFM
+/// designers).
 pub(crate) fn rank_designs(
     x: Tensor<2>,
     length: usize,
-    predictor: &Cnn,
+    predictors: &[Cnn],
     cfg: &DesignConfig,
     seed: u64,
     min_gt: f64,
@@ -383,7 +424,7 @@ pub(crate) fn rank_designs(
     let none = Selection::default();
     rank_decoded(
         decode(x, length),
-        predictor,
+        predictors,
         cfg,
         seed,
         min_gt,
@@ -395,7 +436,7 @@ pub(crate) fn rank_designs(
 /// [`rank_designs`] on sequences already decoded, the top-k taken under `selection`.
 fn rank_decoded(
     decoded: Vec<Sequence>,
-    predictor: &Cnn,
+    predictors: &[Cnn],
     cfg: &DesignConfig,
     seed: u64,
     min_gt: f64,
@@ -408,19 +449,25 @@ fn rank_decoded(
         .filter(|s| seen.insert(s.indices().to_vec()))
         .collect();
     let indices: Vec<Vec<u8>> = unique.iter().map(|s| s.indices().to_vec()).collect();
-    let scores = predictor.score(&indices)?;
+    let (mean, spread) = crate::ensemble::ensemble_scores(predictors, &indices)?;
+    let ranked: Vec<f64> = mean
+        .iter()
+        .zip(&spread)
+        .map(|(m, s)| m - cfg.kappa * s)
+        .collect();
     let mut order: Vec<usize> = (0..unique.len()).collect();
-    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
-    let ranked: Vec<Sequence> = order.iter().map(|&i| unique[i].clone()).collect();
-    let picked = selection.pick(&ranked, cfg.top_k);
+    order.sort_by(|&a, &b| ranked[b].total_cmp(&ranked[a]));
+    let ranked_seqs: Vec<Sequence> = order.iter().map(|&i| unique[i].clone()).collect();
+    let picked = selection.pick(&ranked_seqs, cfg.top_k);
     let order: Vec<usize> = picked.rows.iter().map(|&r| order[r]).collect();
-    let predictor_scores: Vec<f64> = order.iter().map(|&i| f64::from(scores[i])).collect();
+    let predictor_scores: Vec<f64> = order.iter().map(|&i| mean[i]).collect();
     Ok(DesignBatch {
         seed,
         n_samples: cfg.n_samples,
         n_unique: unique.len(),
         sequences: order.iter().map(|&i| unique[i].clone()).collect(),
         predictor_fitness: metrics::normalise(&predictor_scores, min_gt, max_gt),
+        predictor_spread: order.iter().map(|&i| spread[i]).collect(),
         predictor_scores,
         skipped_measured: picked.skipped_measured,
         skipped_close: picked.skipped_close,

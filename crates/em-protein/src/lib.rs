@@ -6,7 +6,8 @@
 //! - [`benchmark`]: the GGS task splits (GFP/AAV x medium/hard) from the ground truth in
 //!   [`datasets`]; [`gfp_splits`]: GGS's own GFP split files, the GFP default.
 //! - [`cnn`], [`oracle`], [`predictor`]: the GGS CNN fitness model as a burn module, loaded
-//!   from safetensors, differentiable in its one-hot input; training a predictor on a split.
+//!   from safetensors, differentiable in its one-hot input; training a predictor on a split;
+//!   [`ensemble`]: k of them trained from different seeds, their mean and spread.
 //! - [`metrics`]: the GGS protocol's fitness, diversity and novelty.
 //! - [`user_data`], [`constraints`], [`selection`], [`rounds`]: a lab's own data, the
 //!   constraints its designs obey, which ranked designs are kept (never a measured one), and
@@ -22,6 +23,7 @@ pub mod design;
 pub mod edit_distance;
 pub mod ehrlich;
 pub mod energy_model;
+pub mod ensemble;
 pub mod error;
 pub mod gfp_splits;
 pub mod guidance;

@@ -43,6 +43,15 @@ pub struct TrainPredictorConfig {
     pub channels: usize,
     /// CNN kernel width.
     pub kernel_size: usize,
+    /// Ensemble member index ([`crate::ensemble::train_ensemble`]): offsets the seed of the
+    /// initial weights and of the batch order (member 0 is the plain `seed`); the held-out
+    /// draw stays `seed`'s. Left out of serialised configs when 0.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub member: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 impl Default for TrainPredictorConfig {
@@ -58,6 +67,7 @@ impl Default for TrainPredictorConfig {
             seed: 420,
             channels: 256,
             kernel_size: 5,
+            member: 0,
         }
     }
 }
@@ -117,6 +127,11 @@ pub struct TrainReport {
     /// scatter plot; empty in reports written before it was recorded).
     #[serde(default)]
     pub held_out: Vec<[f32; 2]>,
+    /// An ensemble's member reports (empty for one predictor). When present, the fields
+    /// above describe the ensemble's mean prediction, except `config`, `chosen_epoch` and
+    /// `history`, which are member 0's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<TrainReport>,
 }
 
 impl TrainPredictorConfig {
@@ -167,6 +182,11 @@ impl TrainPredictorConfig {
         Ok(())
     }
 
+    /// Seed of the initial weights: `seed + member`.
+    pub fn init_seed(&self) -> u64 {
+        self.seed.wrapping_add(self.member)
+    }
+
     /// The CNN shape these settings train (GGS: embedding = 2 x channels).
     pub fn cnn(&self) -> CnnConfig {
         CnnConfig::new()
@@ -211,7 +231,7 @@ pub fn train_predictor(
     }
     config.check(data.len())?;
     let cnn = config.cnn();
-    let weights = cnn.init(config.seed, device).weights();
+    let weights = cnn.init(config.init_seed(), device).weights();
     let mut trainer = FusedTrainer {
         adam: CnnAdam::new(&weights, config.epsilon, config.weight_decay),
         cnn,
@@ -243,7 +263,7 @@ pub fn train_predictor_reference(
         .with_weight_decay(weight_decay)
         .init();
     let mut trainer = BurnTrainer {
-        model: Some(config.cnn().init(config.seed, &ad)),
+        model: Some(config.cnn().init(config.init_seed(), &ad)),
         optim,
         lr: config.learning_rate,
         device: ad,
@@ -322,6 +342,10 @@ fn fit(
 ) -> Result<(Cnn, TrainReport), PredictorError> {
     check_rows(data, config.kernel_size)?;
     let (order, mut rng) = shuffled_rows(data.len(), config.seed);
+    if config.member > 0 {
+        // Another member: the same held-out rows, its own batch order.
+        rng = StdRng::seed_from_u64(config.init_seed() ^ 0x5851_F42D_4C95_7F2D);
+    }
     let (val, train) = order.split_at(config.val_samples);
     let mut train = train.to_vec();
     let val_seqs: Vec<Vec<u8>> = val.iter().map(|&i| data[i].0.clone()).collect();
@@ -383,6 +407,7 @@ fn fit(
         val_pearson,
         history,
         held_out: val_truth.iter().zip(&pred).map(|(&t, &p)| [t, p]).collect(),
+        members: Vec::new(),
     };
     Ok((chosen, report))
 }

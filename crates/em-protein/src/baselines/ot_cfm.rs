@@ -204,7 +204,15 @@ pub fn design_ot_cfm(
         PredictorGuidance::new(predictor, length, cfg.zeta, cfg.temperature, min_gt, max_gt);
     let guide = cfg.zeta.is_finite().then_some(&guidance as &dyn EnergyTerm);
     let x = sample_guided(field, guide, cfg, seed, device);
-    rank_designs(x, length, predictor, cfg, seed, min_gt, max_gt)
+    rank_designs(
+        x,
+        length,
+        std::slice::from_ref(predictor),
+        cfg,
+        seed,
+        min_gt,
+        max_gt,
+    )
 }
 
 /// The guided Euler states at the end (`[n_samples, L*20]`, clamped), before decoding, from

@@ -214,7 +214,8 @@ pub struct OwnReportStage {
     pub constraints: Option<Constraints>,
 }
 
-/// Column names of `designs.fasta` headers and `designs.csv`, in order.
+/// Column names of `designs.fasta` headers and `designs.csv`, in order; a predictor
+/// ensemble adds `spread` after `pred`.
 pub const COLUMNS: [&str; 6] = ["pred", "muts", "n_mut", "nearest_train", "method", "seed"];
 
 impl Stage for OwnReportStage {
@@ -243,8 +244,8 @@ impl Stage for OwnReportStage {
                 .as_ref()
                 .and_then(Constraints::min_distance),
         );
-        // (predictor score, seed, sequence, nearest_train) of the main method's designs.
-        let mut picked: Vec<(f64, u64, Sequence, u32)> = Vec::new();
+        // (predictor score, seed, sequence, nearest_train, spread) of the main method's designs.
+        let mut picked: Vec<(f64, u64, Sequence, u32, Option<f64>)> = Vec::new();
         for be in eval.batches.iter().filter(|b| b.interaction == main) {
             let b: Batch = read_json(&design_dir.join(batch_file(be.seed, &be.interaction)))?;
             for (i, s) in b.parsed()?.into_iter().enumerate() {
@@ -264,12 +265,23 @@ impl Stage for OwnReportStage {
                         b.seed
                     );
                 }
-                picked.push((b.predictor_scores[i], b.seed, s, be.nearest_train[i]));
+                let spread = b.predictor_spread.get(i).copied();
+                picked.push((
+                    b.predictor_scores[i],
+                    b.seed,
+                    s,
+                    be.nearest_train[i],
+                    spread,
+                ));
             }
         }
-        // Best predicted first; ties keep seed order; repeats keep their first (best) copy;
-        // then, across seeds, the same greedy min_distance rule as within one.
-        picked.sort_by(|a, b| b.0.total_cmp(&a.0));
+        // Best first by the score guidance used (`pred - kappa · spread`); ties keep seed
+        // order; repeats keep their first (best) copy; then, across seeds, the same greedy
+        // min_distance rule as within one.
+        let kappa = self.design.kappa;
+        let score = |p: &(f64, u64, Sequence, u32, Option<f64>)| p.0 - kappa * p.4.unwrap_or(0.0);
+        picked.sort_by(|a, b| score(b).total_cmp(&score(a)));
+        let ensemble = picked.iter().any(|p| p.4.is_some());
         let mut seen = HashSet::new();
         picked.retain(|p| seen.insert(p.2.clone()));
         let ranked: Vec<Sequence> = picked.iter().map(|p| p.2.clone()).collect();
@@ -284,7 +296,7 @@ impl Stage for OwnReportStage {
         let records: Vec<Annotated> = picked
             .iter()
             .enumerate()
-            .map(|(i, (pred, seed, s, near))| {
+            .map(|(i, (pred, seed, s, near, spread))| {
                 let (muts, n) = match &self.data.wild_type {
                     Some(wt) => {
                         let m = mutation_list(wt, s, first);
@@ -308,10 +320,15 @@ impl Stage for OwnReportStage {
                     "em".into(),
                     seed.to_string(),
                 ];
+                let mut fields: Vec<(String, String)> =
+                    COLUMNS.iter().map(|c| c.to_string()).zip(values).collect();
+                if let Some(sd) = spread {
+                    fields.insert(1, ("spread".into(), format!("{sd:.4}")));
+                }
                 Annotated {
                     id: format!("d{:04}", i + 1),
                     sequence: s.clone(),
-                    fields: COLUMNS.iter().map(|c| c.to_string()).zip(values).collect(),
+                    fields,
                 }
             })
             .collect();
@@ -323,7 +340,14 @@ impl Stage for OwnReportStage {
                 &predictor.held_out,
             )?;
         }
-        let md = self.markdown(&eval, &predictor, records.len(), dropped_close, &main);
+        let md = self.markdown(
+            &eval,
+            &predictor,
+            records.len(),
+            dropped_close,
+            &main,
+            ensemble,
+        );
         write_atomic(&ctx.out.join("report.md"), md.as_bytes())?;
         Ok(Outcome {
             headline: vec![
@@ -353,6 +377,7 @@ impl OwnReportStage {
         n_designs: usize,
         dropped_close: usize,
         main: &str,
+        ensemble: bool,
     ) -> String {
         let ms = |s: &Stat, p: usize| format!("{:.p$} ({:.p$})", s.mean, s.std);
         let f = &self.data.file;
@@ -385,6 +410,25 @@ impl OwnReportStage {
             predictor.chosen_epoch,
             predictor.config.epochs,
         );
+        if let Some(first) = predictor.members.first() {
+            let rho = |r: Option<f64>| r.map_or("-".into(), |r| format!("{r:.3}"));
+            out.push_str(&format!(
+                "- an ensemble of {} predictors (same rows and held-out rows, different initial \
+                 weights and batch orders): the Spearman above is their mean prediction's; \
+                 member 0 alone: {}, members: {}\n- designs are guided and ranked by \
+                 `mean - kappa · spread` with kappa = {} (spread: the std of the members' \
+                 predictions; 0 = the mean)\n",
+                predictor.members.len(),
+                rho(first.val_spearman),
+                predictor
+                    .members
+                    .iter()
+                    .map(|m| rho(m.val_spearman))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                self.design.kappa,
+            ));
+        }
         out.push_str("\n## Constraints\n\n");
         match &self.design.constraints {
             None => out.push_str("none\n"),
@@ -452,14 +496,22 @@ impl OwnReportStage {
              distance; novelty: median edits to the nearest training sequence; edits from \
              WT: median substitutions from the wild type.\n\n## Files\n\n\
              - `designs.fasta`: the {n_designs} distinct designs of the main method, best \
-             predicted first, ids `d0001`, ... Header `>d0001 pred=P muts=A23G,K45R n_mut=N \
-             nearest_train=E method=em seed=S`: P the predicted score in the units of your \
-             score column (higher is better), the substitutions from the wild type in \
+             predicted first, ids `d0001`, ... Header `>d0001 pred=P{sp} muts=A23G,K45R \
+             n_mut=N nearest_train=E method=em seed=S`: P the predicted score in the units of \
+             your score column (higher is better){spd}, the substitutions from the wild type in \
              wild-type numbering (`wt` for none, `NA` without a wild type), N their count, \
              E the edit distance to the nearest training sequence, the method and the design \
              seed.\n- `designs.csv`: the same rows and columns.\n\
              - `predictor_held_out.png`: the predictor on its held-out rows, measured (x) \
              against predicted (y) score, one point per row (absent without held-out rows).\n",
+            sp = if ensemble { " spread=D" } else { "" },
+            spd = if ensemble {
+                " (the ensemble's mean), D the std of the members' predictions in the same \
+                 units (how much they disagree: large D, less trust), ranked by \
+                 `P - kappa · D`"
+            } else {
+                ""
+            },
         ));
         out
     }

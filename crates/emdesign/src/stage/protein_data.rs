@@ -1,17 +1,18 @@
 //! Protein stages `data` (the GGS split of the task: GGS's own GFP files or the rebuild from
 //! the ground truth -> `train.csv` + `split.json`) and `predictor` (the published GGS predictor copied from the verified data
-//! directory, or a CNN trained on the split -> `predictor.safetensors`).
+//! directory, or a CNN trained on the split -> `predictor.safetensors`; an ensemble of k
+//! adds `predictor_1.safetensors` ... and reports the held-out Spearman of its mean).
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use burn::prelude::*;
 use em_protein::datasets::Checkpoint;
+use em_protein::ensemble::train_ensemble;
 use em_protein::gfp_splits::{GfpSplit, TrainingSplit, training_split};
 use em_protein::io;
-use em_protein::predictor::train_predictor;
 
-use super::protein_files::{SplitInfo, predictor_path, read_train, write_json};
+use super::protein_files::{SplitInfo, member_path, predictor_path, read_train, write_json};
 use super::{Outcome, Stage, StageCtx};
 use crate::workflow::protein::{Data, Predictor, ProteinData};
 
@@ -167,23 +168,34 @@ impl Stage for PredictorStage {
             .zip(train.scores())
             .map(|(s, &y)| (s.indices().to_vec(), y as f32))
             .collect();
-        let bar = ctx.progress.bar("predictor", cfg.epochs as u64);
-        let (cnn, report) = train_predictor(&rows, &cfg, &Device::flex(), |e| {
-            bar.set_position(e.epoch as u64);
-            bar.set_message(format!("mse {:.4}", e.train_mse));
+        let k = self.cfg.ensemble();
+        let bar = ctx.progress.bar("predictor", (k * cfg.epochs) as u64);
+        let (members, report) = train_ensemble(&rows, &cfg, k, &Device::flex(), |m, e| {
+            bar.set_position((m * cfg.epochs + e.epoch) as u64);
+            if k > 1 {
+                bar.set_message(format!("member {}/{k}, mse {:.4}", m + 1, e.train_mse));
+            } else {
+                bar.set_message(format!("mse {:.4}", e.train_mse));
+            }
         })?;
         bar.finish_and_clear();
-        cnn.save(&out)?;
+        for (m, cnn) in members.iter().enumerate() {
+            cnn.save(member_path(ctx.out, m))?;
+        }
         write_json(&ctx.out.join("predictor.json"), &report)?;
         let rho = report
             .val_spearman
             .map_or("-".into(), |r| format!("{r:.3}"));
+        let mut headline = vec![
+            ("source".into(), "train".into()),
+            ("epoch".into(), report.chosen_epoch.to_string()),
+            ("val_spearman".into(), rho),
+        ];
+        if k > 1 {
+            headline.push(("ensemble".into(), k.to_string()));
+        }
         Ok(Outcome {
-            headline: vec![
-                ("source".into(), "train".into()),
-                ("epoch".into(), report.chosen_epoch.to_string()),
-                ("val_spearman".into(), rho),
-            ],
+            headline,
             metrics: serde_json::json!({ "source": "train", "val_spearman": report.val_spearman }),
         })
     }
@@ -230,6 +242,7 @@ mod tests {
             val_samples: 4,
             channels: 4,
             kernel_size: 3,
+            ensemble: 1,
         };
         let (p, path) = resolve_predictor(&own, &data, None).unwrap();
         assert!(path.is_none() && matches!(p, Predictor::Train { epochs: 3, .. }));

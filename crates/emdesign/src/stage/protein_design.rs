@@ -16,7 +16,7 @@ use em_protein::selection::Selection;
 
 use super::protein_energy::potential_path;
 use super::protein_files::{
-    Batch, batch_file, load_predictor, read_json, read_split, read_train, write_json,
+    Batch, batch_file, load_predictors, read_json, read_split, read_train, write_json,
 };
 use super::{Outcome, Stage, StageCtx};
 use crate::workflow::protein::{Design, Predictor};
@@ -76,7 +76,8 @@ impl Stage for ProteinDesignStage {
     fn run(&self, ctx: &StageCtx) -> Result<Outcome> {
         let device = Device::flex();
         let split = read_split(ctx.input("data")?)?;
-        let predictor = load_predictor(ctx.input("predictor")?, &self.predictor, &device)?;
+        let predictors = load_predictors(ctx.input("predictor")?, &self.predictor, &device)?;
+        let ensemble = predictors.len() > 1;
         let (potential, _) = load_potential(&potential_path(ctx.input("energy")?), &device)?;
         let constraints = self
             .constraints
@@ -108,7 +109,7 @@ impl Stage for ProteinDesignStage {
                 let cfg = self.cfg.config(*with);
                 let b = design_constrained(
                     &potential,
-                    &predictor,
+                    &predictors,
                     split.min_gt,
                     split.max_gt,
                     &cfg,
@@ -139,16 +140,20 @@ impl Stage for ProteinDesignStage {
                     predictor_fitness: b.predictor_fitness,
                     skipped_measured: b.skipped_measured,
                     skipped_close: b.skipped_close,
+                    // Kept only for an ensemble: one predictor's batch files are unchanged.
+                    predictor_spread: if ensemble {
+                        b.predictor_spread
+                    } else {
+                        Vec::new()
+                    },
                     wall_secs: start.elapsed().as_secs_f64(),
                 };
                 let records: Vec<Annotated> = b
                     .sequences
                     .iter()
                     .enumerate()
-                    .map(|(i, s)| Annotated {
-                        id: format!("s{seed}_{name}_{:04}", i + 1),
-                        sequence: s.clone(),
-                        fields: vec![
+                    .map(|(i, s)| {
+                        let mut fields = vec![
                             (
                                 "predictor".into(),
                                 format!("{:.4}", batch.predictor_scores[i]),
@@ -157,9 +162,17 @@ impl Stage for ProteinDesignStage {
                                 "predictor_fitness".into(),
                                 format!("{:.4}", batch.predictor_fitness[i]),
                             ),
-                            ("seed".into(), seed.to_string()),
-                            ("interaction".into(), name.clone()),
-                        ],
+                        ];
+                        if let Some(sd) = batch.predictor_spread.get(i) {
+                            fields.push(("predictor_spread".into(), format!("{sd:.4}")));
+                        }
+                        fields.push(("seed".into(), seed.to_string()));
+                        fields.push(("interaction".into(), name.clone()));
+                        Annotated {
+                            id: format!("s{seed}_{name}_{:04}", i + 1),
+                            sequence: s.clone(),
+                            fields,
+                        }
                     })
                     .collect();
                 write_csv(&ctx.out.join(csv_name(*seed, name, *with)), &records)?;

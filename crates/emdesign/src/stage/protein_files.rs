@@ -1,5 +1,6 @@
 //! The files protein stages hand to each other: the split summary (`data/split.json`), the
-//! training table (`data/train.csv`), the predictor (`predictor/predictor.safetensors`),
+//! training table (`data/train.csv`), the predictor (`predictor/predictor.safetensors`, an
+//! ensemble's further members `predictor_1.safetensors`, ...),
 //! design batches (`design/batch_seed<k>_<interaction>.json`) and `evaluate/evaluation.json`.
 
 use std::path::{Path, PathBuf};
@@ -72,6 +73,10 @@ pub struct Batch {
     /// Distinct samples passed over as within `min_distance` of a better design.
     #[serde(default)]
     pub skipped_close: usize,
+    /// Std of the raw scores over the predictor ensemble's members (absent for one
+    /// predictor).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub predictor_spread: Vec<f64>,
     /// Wall time of this batch, seconds.
     pub wall_secs: f64,
 }
@@ -126,9 +131,29 @@ pub fn predictor_path(dir: &Path) -> PathBuf {
     dir.join("predictor.safetensors")
 }
 
-/// Load the predictor a predictor stage wrote (shape from the plan's settings).
+/// Path of ensemble member `member` (0: [`predictor_path`]; then `predictor_<member>`).
+pub fn member_path(dir: &Path, member: usize) -> PathBuf {
+    match member {
+        0 => predictor_path(dir),
+        m => dir.join(format!("predictor_{m}.safetensors")),
+    }
+}
+
+/// Load the predictor a predictor stage wrote (shape from the plan's settings; an
+/// ensemble's member 0).
 pub fn load_predictor(dir: &Path, cfg: &Predictor, device: &Device) -> Result<Cnn> {
-    let path = predictor_path(dir);
+    load_member(dir, cfg, 0, device)
+}
+
+/// Load every member of the predictor ensemble a predictor stage wrote.
+pub fn load_predictors(dir: &Path, cfg: &Predictor, device: &Device) -> Result<Vec<Cnn>> {
+    (0..cfg.ensemble())
+        .map(|m| load_member(dir, cfg, m, device))
+        .collect()
+}
+
+fn load_member(dir: &Path, cfg: &Predictor, member: usize, device: &Device) -> Result<Cnn> {
+    let path = member_path(dir, member);
     let shape = cfg.train_config(0).map_or_else(CnnConfig::new, |t| t.cnn());
     shape
         .load(&path, device)

@@ -138,7 +138,18 @@ pub enum Predictor {
         channels: usize,
         /// CNN kernel width.
         kernel_size: usize,
+        /// Members of the ensemble (left out of stage keys when 1, a single predictor).
+        #[serde(skip_serializing_if = "is_one")]
+        ensemble: usize,
     },
+}
+
+fn is_one(v: &usize) -> bool {
+    *v == 1
+}
+
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
 }
 
 impl Predictor {
@@ -154,6 +165,15 @@ impl Predictor {
             val_samples: d.val_samples,
             channels: d.channels,
             kernel_size: d.kernel_size,
+            ensemble: 1,
+        }
+    }
+
+    /// Members of the predictor ensemble (1: a single predictor, and for GGS's).
+    pub fn ensemble(&self) -> usize {
+        match *self {
+            Predictor::Ggs { .. } => 1,
+            Predictor::Train { ensemble, .. } => ensemble,
         }
     }
 
@@ -168,6 +188,7 @@ impl Predictor {
                 val_samples,
                 channels,
                 kernel_size,
+                ensemble: _,
             } => Some(TrainPredictorConfig {
                 epochs,
                 batch_size,
@@ -267,6 +288,10 @@ pub struct Design {
     pub temperature: f64,
     /// Designs kept per seed.
     pub top_k: usize,
+    /// Guide and rank on the ensemble's `mean - kappa · spread` (left out of stage keys
+    /// when 0, the mean).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub kappa: f64,
     /// Also design without interaction.
     pub ablation: bool,
     /// Constraints (own data with a wild type only; left out of stage keys when unset).
@@ -318,6 +343,7 @@ impl Design {
             clamp: self.clamp,
             temperature: self.temperature,
             top_k: self.top_k,
+            kappa: self.kappa,
         }
     }
 

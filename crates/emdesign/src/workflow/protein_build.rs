@@ -269,6 +269,7 @@ pub(crate) fn build(src: &Source, run_dir: Option<&Path>) -> Result<Plan> {
             ("val_samples", p.val_samples.as_ref().map(Spanned::span)),
             ("channels", p.channels.as_ref().map(Spanned::span)),
             ("kernel_size", p.kernel_size.as_ref().map(Spanned::span)),
+            ("ensemble", p.ensemble.as_ref().map(Spanned::span)),
         ];
         if let Some((name, Some(span))) = train_only.into_iter().find(|(_, s)| s.is_some()) {
             return Err(src.error_at(
@@ -324,6 +325,7 @@ pub(crate) fn build(src: &Source, run_dir: Option<&Path>) -> Result<Plan> {
                 1,
                 27,
             )?,
+            ensemble: c.int("predictor.ensemble", &p.ensemble, 1, 1, 64)?,
         }
     };
 
@@ -487,6 +489,7 @@ pub(crate) fn build(src: &Source, run_dir: Option<&Path>) -> Result<Plan> {
             true,
         )?,
         top_k: c.int("design.top_k", &s.top_k, 128, 1, 1_000_000)?,
+        kappa: c.float("design.kappa", &s.kappa, 0.0, 0.0, 1e6, false)?,
         ablation: s.ablation.unwrap_or(own.is_none()),
         constraints: s
             .constraints
@@ -524,6 +527,17 @@ pub(crate) fn build(src: &Source, run_dir: Option<&Path>) -> Result<Plan> {
             ));
         };
         cc.check(wt, f.file.first_position).map_err(|e| at(&e))?;
+    }
+    if let Some(k) = &s.kappa
+        && design.kappa > 0.0
+        && predictor.ensemble() == 1
+    {
+        return Err(src.error_at(
+            k.span(),
+            "design.kappa",
+            "kappa weighs the spread of a predictor ensemble: set `predictor.ensemble` > 1 \
+             (with one predictor the spread is 0)",
+        ));
     }
     // Keeping the top k of fewer than k samples keeps them all while reports say "top k".
     match &s.top_k {
@@ -718,6 +732,38 @@ mod tests {
         assert_eq!(again.resolved_toml().unwrap(), text);
     }
 
+    /// `predictor.ensemble` and `design.kappa` reach the configs; their defaults (1, 0) are
+    /// left out of the serialised settings, so stage keys stay as before.
+    #[test]
+    fn ensemble_and_kappa_are_read_and_their_defaults_serialise_as_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let body = |extra: &str| {
+            let plan = super::super::plan::build(&own(dir.path(), extra), None).unwrap();
+            let Body::Protein(p) = plan.body else {
+                panic!("not protein")
+            };
+            p
+        };
+        let plain = body("");
+        let explicit = body("[predictor]\nensemble = 1\n[design]\nkappa = 0.0\n");
+        assert_eq!(
+            serde_json::to_value(&plain).unwrap(),
+            serde_json::to_value(&explicit).unwrap()
+        );
+        assert_eq!(plain.predictor.ensemble(), 1);
+        let p = body("[predictor]\nensemble = 5\n[design]\nkappa = 1\n");
+        assert_eq!(p.predictor.ensemble(), 5);
+        assert_eq!(p.design.config(true).kappa, 1.0);
+        let v = serde_json::to_value(&p).unwrap();
+        assert_eq!(v["predictor"]["ensemble"], 5);
+        assert_eq!(v["design"]["kappa"], 1.0);
+        assert!(
+            serde_json::to_value(&plain).unwrap()["predictor"]
+                .get("ensemble")
+                .is_none()
+        );
+    }
+
     #[test]
     fn own_data_errors_name_file_line_and_field() {
         let dir = tempfile::tempdir().unwrap();
@@ -749,6 +795,18 @@ mod tests {
             "field `predictor.val_samples`",
         );
         bad("[data.file.x]\n", "unknown field `x`");
+        bad(
+            "[predictor]\nensemble = 0\n",
+            "w.toml:10:12: field `predictor.ensemble`: must be in 1..=64, got 0",
+        );
+        bad(
+            "[design]\nkappa = 1.0\n",
+            "w.toml:10:9: field `design.kappa`: kappa weighs the spread of a predictor ensemble",
+        );
+        bad(
+            "[predictor]\nensemble = 3\n[design]\nkappa = -1\n",
+            "w.toml:12:9: field `design.kappa`: must be in [0, 1000000], got -1",
+        );
         let wrong = own(dir.path(), "")
             .text
             .replace("holdout = 0.34", "holdout = 2.0");

@@ -68,6 +68,8 @@ pub struct RawPredictor {
     pub channels: Option<Spanned<i64>>,
     /// CNN kernel width (`source = "train"`).
     pub kernel_size: Option<Spanned<i64>>,
+    /// Members of the trained ensemble (`source = "train"`).
+    pub ensemble: Option<Spanned<i64>>,
 }
 
 /// `[energy]`: the residual Conv1d potential and `[energy.train]`.
@@ -125,6 +127,8 @@ pub struct RawDesign {
     pub temperature: Option<Spanned<f64>>,
     /// Designs kept per seed (best by the predictor).
     pub top_k: Option<Spanned<i64>>,
+    /// Guide and rank on `mean - kappa · spread` of the predictor ensemble.
+    pub kappa: Option<Spanned<f64>>,
     /// Also design without interaction, same seeds.
     pub ablation: Option<bool>,
     /// `[design.constraints]`: em-protein's constraint settings (needs a wild type).
