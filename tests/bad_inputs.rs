@@ -185,10 +185,21 @@ fn usage_errors_exit_2() {
 fn protein_commands_without_a_data_dir_say_how_to_set_one() {
     let dir = Dir::new();
     dir.create("d.csv", "sequence\nADMEIIQVNPYATEQYGDCSTPLQHMTG\n");
+    // `eval` needs the GGS predictor and oracle (`oracle` falls back to emdesign's own).
     let err = TestCommand::new(&dir)
-        .args(["oracle", "--task", "aav", "d.csv"])
+        .args([
+            "eval",
+            "--task",
+            "aav",
+            "--difficulty",
+            "hard",
+            "d.csv",
+            "--out",
+            "r.json",
+        ])
         .assert_err();
     assert_contains(&err, &["--data-dir", "EMDESIGN_DATA"]);
+    assert!(!dir.join("r.json").exists());
 }
 
 #[test]
