@@ -695,11 +695,12 @@ fn an_all_fresh_rerun_works_in_a_read_only_run_dir() {
     assert_eq!(out.matches(" fresh ").count(), 4, "{out}");
 }
 
-/// See: issue 20, item 8: without the GGS predictors (which `data fetch` cannot download)
-/// the error sent the user back to `data fetch`; it now offers `source = "train"`.
+/// See: issue 20, item 8 (without the GGS predictors, which `data fetch` cannot download,
+/// the error sent the user back to `data fetch`) and issue 17: the run now trains one with
+/// GGS's recipe and says so at start.
 #[cfg(unix)]
 #[test]
-fn a_missing_ggs_predictor_offers_training_one() {
+fn a_missing_ggs_predictor_is_trained_with_ggs_recipe_and_said_so() {
     let Some(data) = data_dir() else { return };
     let dir = Dir::new();
     std::fs::create_dir_all(dir.join("data/aav")).unwrap();
@@ -707,16 +708,23 @@ fn a_missing_ggs_predictor_offers_training_one() {
         std::os::unix::fs::symlink(data.join("aav").join(f), dir.join("data/aav").join(f)).unwrap();
     }
     dir.create("w.toml", &smoke(&[]));
-    let err = emdesign(&dir, Some(&dir.join("data")))
-        .args(["run", "w.toml"])
-        .assert_err();
+    let out = emdesign(&dir, Some(&dir.join("data")))
+        .args(["plan", "w.toml", "--json"])
+        .output();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
     assert_contains(
-        &err,
+        &stderr,
         &[
-            "ggs_predictor_hard_smoothed.safetensors: missing",
-            "cannot download (it has no pinned source)",
-            "`[predictor] source = \"train\"`",
+            "oracle: GGS",
+            "ggs_predictor_hard_smoothed.safetensors is absent",
+            "predictor: trained here on the split with GGS's recipe",
         ],
     );
+    // The plan's predictor stage trains (no GGS file to copy) and nothing was written.
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let predictor = &plan["stages"][1];
+    assert_eq!(predictor["id"], "predictor");
+    assert_eq!(predictor["input_files"], serde_json::json!([]));
     assert!(!dir.join("run").exists());
 }
