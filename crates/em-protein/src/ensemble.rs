@@ -6,9 +6,9 @@ use burn::prelude::*;
 
 use crate::cnn::{Cnn, CnnError};
 use crate::predictor::{
-    EpochReport, PredictorError, TrainPredictorConfig, TrainReport, train_predictor,
+    EpochReport, PredictorError, TrainPredictorConfig, TrainReport, held_out_agreement,
+    train_predictor,
 };
-use crate::stats::{pearson, spearman_f32};
 
 /// Trains `k >= 1` members with [`train_predictor`] (member `i` with
 /// `config.member = i`: its own initial weights and batch order, the held-out rows of
@@ -59,10 +59,7 @@ pub fn train_ensemble(
         .collect();
     let (truth, pred): (Vec<f32>, Vec<f32>) = held_out.iter().map(|&[t, p]| (t, p)).unzip();
     if !held_out.is_empty() {
-        let p: Vec<f64> = pred.iter().map(|&v| f64::from(v)).collect();
-        let t: Vec<f64> = truth.iter().map(|&v| f64::from(v)).collect();
-        report.val_spearman = spearman_f32(&pred, &truth);
-        report.val_pearson = pearson(&p, &t);
+        (report.val_spearman, report.val_pearson) = held_out_agreement(&pred, &truth);
     }
     report.held_out = held_out;
     report.members = reports;

@@ -391,13 +391,7 @@ fn fit(
     } else {
         score_valid(&chosen, &val_seqs)
     };
-    let (val_spearman, val_pearson) = if val_seqs.is_empty() {
-        (None, None)
-    } else {
-        let p: Vec<f64> = pred.iter().map(|&v| v as f64).collect();
-        let t: Vec<f64> = val_truth.iter().map(|&v| v as f64).collect();
-        (spearman_f32(&pred, &val_truth), pearson(&p, &t))
-    };
+    let (val_spearman, val_pearson) = held_out_agreement(&pred, &val_truth);
     let report = TrainReport {
         config: config.clone(),
         train_rows: train.len(),
@@ -410,6 +404,17 @@ fn fit(
         members: Vec::new(),
     };
     Ok((chosen, report))
+}
+
+/// Spearman and Pearson correlation of held-out predictions with the measurements (`None`
+/// for no rows): the figures a [`TrainReport`] gives for one predictor or an ensemble mean.
+pub(crate) fn held_out_agreement(pred: &[f32], truth: &[f32]) -> (Option<f64>, Option<f64>) {
+    if pred.is_empty() {
+        return (None, None);
+    }
+    let p: Vec<f64> = pred.iter().map(|&v| f64::from(v)).collect();
+    let t: Vec<f64> = truth.iter().map(|&v| f64::from(v)).collect();
+    (spearman_f32(pred, truth), pearson(&p, &t))
 }
 
 /// `0..n` shuffled by the seeded generator [`train_predictor`] goes on to draw batch orders
