@@ -210,3 +210,77 @@ fn locks_record_host_and_pid_and_unlock_removes_them() {
         &["--stage: no stage named `zz` (stages: data, energy, sample, report)"],
     );
 }
+
+/// The snakemake program: `EMDESIGN_SNAKEMAKE`, else `snakemake` on the PATH. `.ci/run`
+/// installs it in a venv; under `CI` its absence is a failure, elsewhere a skip.
+fn snakemake() -> Option<std::path::PathBuf> {
+    let found = std::env::var_os("EMDESIGN_SNAKEMAKE")
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            std::env::split_paths(&std::env::var_os("PATH")?)
+                .map(|d| d.join("snakemake"))
+                .find(|p| p.is_file())
+        });
+    if found.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must run the Snakemake test: set EMDESIGN_SNAKEMAKE (.ci/run installs it)"
+        );
+        eprintln!("skipping: no snakemake (set EMDESIGN_SNAKEMAKE)");
+    }
+    found
+}
+
+/// `snakemake -s Snakefile --cores 2` in `dir`; its combined output.
+fn run_snakemake(program: &Path, dir: &Dir) -> String {
+    let out = std::process::Command::new(program)
+        .args(["-s", "Snakefile", "--cores", "2"])
+        .current_dir(dir.path())
+        .output()
+        .expect("run snakemake");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "snakemake failed:\n{text}");
+    text
+}
+
+#[test]
+fn the_exported_snakefile_runs_the_workflow_as_a_plain_run_does_and_then_has_nothing_to_do() {
+    let Some(program) = snakemake() else { return };
+    let data = data_dir();
+    // The smoke workflow where the data directory exists (CI), the tiny toy2d one elsewhere.
+    let text = match data {
+        Some(_) => smoke(&[]),
+        None => std::fs::read_to_string(crate::util::fixtures().join("toy2d-tiny.toml")).unwrap(),
+    };
+    let (plain, engine) = (Dir::new(), Dir::new());
+    plain.create("w.toml", &text);
+    engine.create("w.toml", &text);
+    emdesign(&plain, data.as_deref())
+        .args(["run", "w.toml", "-q"])
+        .stdout();
+    let snakefile = emdesign(&engine, data.as_deref())
+        .args(["export", "snakemake", "w.toml"])
+        .stdout();
+    let stages = ids(&plan(&engine, data.as_deref(), "w.toml"));
+    for id in &stages {
+        assert_contains(
+            &snakefile,
+            &[&format!("rule {id}:\n"), &format!("id=\"{id}\"")],
+        );
+    }
+    engine.create("Snakefile", &snakefile);
+    let first = run_snakemake(&program, &engine);
+    assert_contains(
+        &first,
+        &[&format!("{0} of {0} steps (100%) done", stages.len() + 1)],
+    );
+    // `summary.json` is a plain run's; everything else is byte for byte the same.
+    std::fs::remove_file(plain.join("run/summary.json")).unwrap();
+    assert_same_files(&plain.join("run"), &engine.join("run"));
+    let second = run_snakemake(&program, &engine);
+    assert_contains(&second, &["Nothing to be done"]);
+}

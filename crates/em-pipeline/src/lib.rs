@@ -8,7 +8,8 @@
 //! kill), holds the [`RunLock`] meanwhile and tells a [`Progress`] what happens, which the
 //! application renders. [`Runner::only`] runs one stage instance whose upstream stages are
 //! finished (a cluster engine's job). [`run_dir`] makes a run directory owned by its [`Tool`], so that
-//! cleaning it removes only what the tool wrote.
+//! cleaning it removes only what the tool wrote. [`snakemake`] writes the plan as a Snakefile
+//! whose rules call the tool's `--only`.
 //!
 //! ```
 //! use em_pipeline::{Outcome, Runner, Silent, Stage, StageCtx, Status, Tool};
@@ -47,6 +48,7 @@ pub mod progress;
 pub mod run_dir;
 pub mod run_lock;
 pub mod runner;
+pub mod snakemake;
 pub mod stage;
 
 pub use cache::{Key, Record};

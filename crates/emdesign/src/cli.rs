@@ -1,5 +1,5 @@
 //! The command line, as clap derive types: `run`, `round`, `check`, `plan` (alias
-//! `list-stages`), `clean`, `unlock`, `toy`, `data`, `oracle`, `eval`. Parsing only;
+//! `list-stages`), `export snakemake`, `clean`, `unlock`, `toy`, `data`, `oracle`, `eval`. Parsing only;
 //! `commands.rs` does the work.
 
 use std::path::PathBuf;
@@ -37,6 +37,11 @@ pub enum Command {
     /// prints the stage graph (ids, inputs, outputs, keys) for a workflow engine.
     #[command(visible_alias = "list-stages")]
     Plan(PlanArgs),
+    /// Write the stage graph for a workflow engine (`export snakemake W > Snakefile`).
+    Export {
+        #[command(subcommand)]
+        command: ExportCommand,
+    },
     /// Remove a workflow's run directory.
     Clean(WorkflowArgs),
     /// Remove the run locks of a workflow's run directory (the run's and every stage's, or
@@ -150,6 +155,16 @@ pub struct PlanArgs {
     /// Print the stage graph as JSON instead of one line per stage.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `emdesign export ...`.
+#[derive(Subcommand, Debug)]
+pub enum ExportCommand {
+    /// A Snakefile on stdout: one rule per stage instance, its output the stage's completion
+    /// record, its command `emdesign run WORKFLOW --run-dir DIR --only ID` (the data
+    /// directory, if given, passed on). Run it with `snakemake -s Snakefile --cores 2`, or on
+    /// Slurm with `--executor slurm`.
+    Snakemake(WorkflowArgs),
 }
 
 /// Arguments of `emdesign toy`.

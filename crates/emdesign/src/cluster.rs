@@ -1,14 +1,15 @@
 //! What a cluster engine calls: `run WORKFLOW --only ID`, one stage instance into the shared
 //! run directory, written exactly as a full run writes it (the engine runs the instances in
-//! the plan's order, in parallel where the graph allows), and `unlock`, which removes the
-//! locks a process left behind where emdesign cannot take them over (another host).
+//! the plan's order, in parallel where the graph allows); `unlock`, which removes the locks
+//! a process left behind where emdesign cannot take them over (another host); and `export
+//! snakemake`, which writes the plan as a Snakefile whose rules call `--only`.
 
 use std::path::Path;
 
 use anyhow::{Result, bail};
 use em_pipeline::UpstreamNotReady;
 
-use crate::cli::{RunArgs, UnlockArgs};
+use crate::cli::{RunArgs, UnlockArgs, WorkflowArgs};
 use crate::progress::Progress;
 use crate::stage::{self, Runner, TOOL};
 use crate::workflow::Plan;
@@ -95,5 +96,41 @@ pub fn unlock(args: &UnlockArgs) -> Result<()> {
     if removed == 0 {
         println!("no locks to remove in {}", dir.display());
     }
+    Ok(())
+}
+
+/// `emdesign export snakemake WORKFLOW`: the planned stages as a Snakefile on stdout, every
+/// path absolute (the workflow, the run directory, this binary, the data directory if given),
+/// so the file works from any directory and on any node that sees the same paths.
+pub fn export_snakemake(args: &WorkflowArgs, data_dir: Option<&Path>) -> Result<()> {
+    let plan = crate::workflow::load(&args.workflow, args.run_dir.as_deref())?;
+    let runner = Runner {
+        tool: &TOOL,
+        run_dir: plan.workflow.run_dir.clone(),
+        force: None,
+        progress: Progress::new(true),
+    };
+    let stages = runner.plan(&stage::build(&plan, data_dir)?)?;
+    // Absolute but not canonical: the data directory's path is written as given (the
+    // evaluation records it), so a job's outputs equal a plain run's with the same flag.
+    let absolute =
+        |p: &Path| std::path::absolute(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()));
+    let workflow = absolute(&args.workflow)?;
+    let program = std::env::current_exe()?;
+    let global_args = match data_dir {
+        Some(d) => vec!["--data-dir".to_string(), absolute(d)?.display().to_string()],
+        None => Vec::new(),
+    };
+    let text = em_pipeline::snakemake::Snakefile {
+        tool: TOOL.name,
+        version: em_pipeline::VERSION,
+        program: &program,
+        global_args: &global_args,
+        workflow: &workflow,
+        run_dir: &plan.workflow.run_dir,
+        stages: &stages,
+    }
+    .render()?;
+    print!("{text}");
     Ok(())
 }

@@ -6,7 +6,9 @@ use std::time::Instant;
 
 use anyhow::{Result, bail};
 
-use crate::cli::{Cli, Command, DataCommand, PlanArgs, RunArgs, ToyArgs, WorkflowArgs};
+use crate::cli::{
+    Cli, Command, DataCommand, ExportCommand, PlanArgs, RunArgs, ToyArgs, WorkflowArgs,
+};
 use crate::progress::Progress;
 use crate::protein;
 use crate::stage::{self, Runner, Status, TOOL, cache, run_dir};
@@ -24,6 +26,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Round(args) => crate::rounds_cmd::round(&args, data_dir),
         Command::Check { workflow } => check(&workflow),
         Command::Plan(args) => plan(&args, data_dir),
+        Command::Export {
+            command: ExportCommand::Snakemake(args),
+        } => crate::cluster::export_snakemake(&args, data_dir),
         Command::Clean(args) => clean(&args),
         Command::Unlock(args) => crate::cluster::unlock(&args),
         Command::Toy(args) => toy(&args),
