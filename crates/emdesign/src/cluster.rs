@@ -103,14 +103,7 @@ pub fn unlock(args: &UnlockArgs) -> Result<()> {
 /// path absolute (the workflow, the run directory, this binary, the data directory if given),
 /// so the file works from any directory and on any node that sees the same paths.
 pub fn export_snakemake(args: &WorkflowArgs, data_dir: Option<&Path>) -> Result<()> {
-    let plan = crate::workflow::load(&args.workflow, args.run_dir.as_deref())?;
-    let runner = Runner {
-        tool: &TOOL,
-        run_dir: plan.workflow.run_dir.clone(),
-        force: None,
-        progress: Progress::new(true),
-    };
-    let stages = runner.plan(&stage::build(&plan, data_dir)?)?;
+    let (plan, stages) = crate::commands::planned(args, data_dir)?;
     // Absolute but not canonical: the data directory's path is written as given (the
     // evaluation records it), so a job's outputs equal a plain run's with the same flag.
     let absolute =

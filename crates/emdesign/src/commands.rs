@@ -165,11 +165,11 @@ fn check(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// `emdesign plan`: each stage's key and freshness, one line per stage or (`--json`) the stage
-/// graph: `{workflow, kind, run_dir, stages: [{id, kind, upstream, input_files, output, key,
-/// fresh}]}` in run order.
-fn plan(args: &PlanArgs, data_dir: Option<&Path>) -> Result<()> {
-    let wf = &args.workflow;
+/// A workflow's checked plan and its stages as the runner sees them (keys, freshness).
+pub(crate) fn planned(
+    wf: &WorkflowArgs,
+    data_dir: Option<&Path>,
+) -> Result<(Plan, Vec<em_pipeline::PlannedStage>)> {
     let plan = workflow::load(&wf.workflow, wf.run_dir.as_deref())?;
     let runner = Runner {
         tool: &TOOL,
@@ -178,6 +178,15 @@ fn plan(args: &PlanArgs, data_dir: Option<&Path>) -> Result<()> {
         progress: Progress::new(true),
     };
     let stages = runner.plan(&stage::build(&plan, data_dir)?)?;
+    Ok((plan, stages))
+}
+
+/// `emdesign plan`: each stage's key and freshness, one line per stage or (`--json`) the stage
+/// graph: `{workflow, kind, run_dir, stages: [{id, kind, upstream, input_files, output, key,
+/// fresh}]}` in run order.
+fn plan(args: &PlanArgs, data_dir: Option<&Path>) -> Result<()> {
+    let wf = &args.workflow;
+    let (plan, stages) = planned(wf, data_dir)?;
     if args.json {
         /// The printed graph (a struct, so fields keep this order).
         #[derive(serde::Serialize)]
