@@ -108,10 +108,10 @@ impl Snakefile<'_> {
         for s in self.stages {
             writeln!(w, "        {},", self.record(s)?)?;
         }
+        let by_id = |id: &str| self.stages.iter().find(|p| p.id == id);
         for s in self.stages {
             writeln!(w, "\n# {} ({}), cache key {}", s.id, s.kind, s.key.short())?;
             writeln!(w, "rule {}:", rule_name(&s.id))?;
-            let by_id = |id: &str| self.stages.iter().find(|p| p.id == id);
             let mut inputs = Vec::new();
             for up in &s.upstream {
                 let Some(p) = by_id(up) else {

@@ -1,6 +1,6 @@
 //! The command line, as clap derive types: `run`, `round`, `check`, `plan` (alias
-//! `list-stages`), `export snakemake`, `clean`, `unlock`, `toy`, `data`, `oracle`, `eval`. Parsing only;
-//! `commands.rs` does the work.
+//! `list-stages`), `export snakemake`, `clean`, `unlock`, `toy`, `data`, `oracle`, `eval`.
+//! Parsing only; `commands.rs` does the work.
 
 use std::path::PathBuf;
 
