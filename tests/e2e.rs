@@ -37,3 +37,7 @@ mod bench;
 // What a cluster engine drives: `run --only`, per-stage locks and `unlock`, `export
 // snakemake` (the Snakemake run itself needs snakemake, installed by .ci/run).
 mod cluster;
+
+// The protein workflow in a sequence-VAE latent ([latent], issue 18): the smoke workflow with
+// VLGPO's published VAE (data-dir test), and the refusals of own data and a missing VAE.
+mod latent_workflow;

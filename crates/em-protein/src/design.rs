@@ -347,22 +347,13 @@ pub fn design_constrained<P: Potential + ?Sized>(
         min_gt,
         max_gt,
     );
-    let quadratic;
-    let kernel;
+    let interaction = interaction_term(cfg.interaction)?;
     let mut terms: Vec<&dyn EnergyTerm> = Vec::new();
     if cfg.zeta.is_finite() {
         terms.push(&guidance);
     }
-    match cfg.interaction {
-        Interaction::None => {}
-        Interaction::Quadratic { sigma_w } => {
-            quadratic = QuadraticRepulsion::new(sigma_w)?;
-            terms.push(&quadratic);
-        }
-        Interaction::Kernel { sigma_w } => {
-            kernel = KernelRepulsion::new(sigma_w)?;
-            terms.push(&kernel);
-        }
+    if let Some(term) = &interaction {
+        terms.push(term.as_ref());
     }
     if let Some(pin) = &pin {
         terms.push(pin);
@@ -397,6 +388,18 @@ pub fn design_constrained<P: Potential + ?Sized>(
     Ok(batch)
 }
 
+/// The repulsion term of `interaction` (`None` for [`Interaction::None`]), shared by the
+/// one-hot and the latent designers.
+pub(crate) fn interaction_term(
+    interaction: Interaction,
+) -> Result<Option<Box<dyn EnergyTerm>>, DesignError> {
+    Ok(match interaction {
+        Interaction::None => None,
+        Interaction::Quadratic { sigma_w } => Some(Box::new(QuadraticRepulsion::new(sigma_w)?)),
+        Interaction::Kernel { sigma_w } => Some(Box::new(KernelRepulsion::new(sigma_w)?)),
+    })
+}
+
 /// Errors (as `design.min_gt/max_gt`) unless `[min_gt, max_gt]` is a finite, non-empty range.
 pub(crate) fn check_gt_range(min_gt: f64, max_gt: f64) -> Result<(), DesignError> {
     if !(min_gt.is_finite() && max_gt.is_finite() && min_gt < max_gt) {
@@ -421,16 +424,20 @@ pub(crate) fn rank_designs(
     min_gt: f64,
     max_gt: f64,
 ) -> Result<DesignBatch, DesignError> {
+    rank_sequences(decode(x, length), predictors, cfg, seed, min_gt, max_gt)
+}
+
+/// [`rank_designs`] on sequences already decoded (the latent designer's decoder output).
+pub(crate) fn rank_sequences(
+    decoded: Vec<Sequence>,
+    predictors: &[Cnn],
+    cfg: &DesignConfig,
+    seed: u64,
+    min_gt: f64,
+    max_gt: f64,
+) -> Result<DesignBatch, DesignError> {
     let none = Selection::default();
-    rank_decoded(
-        decode(x, length),
-        predictors,
-        cfg,
-        seed,
-        min_gt,
-        max_gt,
-        &none,
-    )
+    rank_decoded(decoded, predictors, cfg, seed, min_gt, max_gt, &none)
 }
 
 /// [`rank_designs`] on sequences already decoded, the top-k taken under `selection`.

@@ -146,7 +146,17 @@ impl EnergyNetConfig {
     /// The engine config for sequences of `length` residues, checked (errors name
     /// `model.<field>`).
     pub fn seq_conv(&self, length: usize) -> Result<SeqConvPotentialConfig, DesignError> {
-        let cfg = SeqConvPotentialConfig::new(length, ALPHABET_SIZE)
+        self.seq_conv_channels(length, ALPHABET_SIZE)
+    }
+
+    /// The engine config for `length` positions of `channels` values each (20 for the
+    /// one-hot embedding, 1 for a VAE latent read as a signal; see [`crate::latent`]).
+    pub fn seq_conv_channels(
+        &self,
+        length: usize,
+        channels: usize,
+    ) -> Result<SeqConvPotentialConfig, DesignError> {
+        let cfg = SeqConvPotentialConfig::new(length, channels)
             .with_hidden_channels(self.hidden_channels)
             .with_kernel(self.kernel)
             .with_blocks(self.blocks)
@@ -234,7 +244,18 @@ pub(crate) fn common_length(seqs: &[Sequence]) -> Result<usize, DesignError> {
 #[serde(deny_unknown_fields)]
 struct SavedHeader {
     length: usize,
+    /// Channels per position: 20 (one-hot, left out of the file) or 1 (a VAE latent).
+    #[serde(default = "one_hot_channels", skip_serializing_if = "is_one_hot")]
+    channels: usize,
     model: EnergyNetConfig,
+}
+
+fn one_hot_channels() -> usize {
+    ALPHABET_SIZE
+}
+
+fn is_one_hot(channels: &usize) -> bool {
+    *channels == ALPHABET_SIZE
 }
 
 /// Writes a trained potential and its network config to `path` atomically (scratch file in
@@ -247,6 +268,7 @@ pub fn save_potential(
     let bad = |why: String| DesignError::potential_file(path, why, None);
     let header = serde_json::to_vec(&SavedHeader {
         length: potential.length,
+        channels: potential.channels,
         model: model.clone(),
     })
     .map_err(|e| bad(format!("cannot encode header: {e}")))?;
@@ -295,7 +317,10 @@ pub fn load_potential(
         .ok_or_else(|| bad("truncated header".into()))?;
     let header: SavedHeader =
         serde_json::from_slice(&buf[16..end]).map_err(|e| bad(format!("bad header: {e}")))?;
-    let skeleton = header.model.seq_conv(header.length)?.init(device);
+    let skeleton = header
+        .model
+        .seq_conv_channels(header.length, header.channels)?
+        .init(device);
     let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(buf[end..].to_vec()))
         .map_err(|e| bad(format!("corrupt weights: {e}")))?;
     let potential = skeleton

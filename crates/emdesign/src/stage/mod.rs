@@ -18,6 +18,7 @@ pub mod protein_energy;
 pub mod protein_evaluate;
 pub mod protein_fasta;
 pub mod protein_files;
+pub mod protein_latent;
 pub mod protein_report;
 pub mod published;
 pub mod toy_data;
@@ -99,6 +100,7 @@ fn protein_stages(
     let (predictor, ggs_path) =
         protein_data::resolve_predictor(&p.predictor, &data, dir_path.as_deref())?;
     let bounded = memory_bounded(p);
+    let latent = protein_latent::resolve(p.latent.as_ref(), &data, dir_path.as_deref())?;
     Ok(vec![
         Box::new(protein_data::ProteinDataStage { cfg: data }),
         Box::new(protein_data::PredictorStage {
@@ -110,11 +112,13 @@ fn protein_stages(
         bounded(Box::new(protein_energy::ProteinEnergyStage {
             cfg: p.energy.clone(),
             seed,
+            latent: latent.clone(),
         })),
         bounded(Box::new(protein_design::ProteinDesignStage {
             cfg: p.design.clone(),
             predictor: predictor.clone(),
             constraints: None,
+            latent,
         })),
         Box::new(protein_evaluate::ProteinEvaluateStage {
             cfg: p.evaluate.clone(),

@@ -38,6 +38,7 @@ pub fn stages(plan: &Plan, p: &Protein, own: &OwnData) -> Result<Vec<Box<dyn Sta
         bounded(Box::new(protein_energy::ProteinEnergyStage {
             cfg: p.energy.clone(),
             seed,
+            latent: None,
         })),
         bounded(Box::new(protein_design::ProteinDesignStage {
             cfg: p.design.clone(),
@@ -45,6 +46,7 @@ pub fn stages(plan: &Plan, p: &Protein, own: &OwnData) -> Result<Vec<Box<dyn Sta
             constraints: Some(protein_design::OwnRules {
                 constraints: constraints.clone(),
             }),
+            latent: None,
         })),
         Box::new(OwnEvaluateStage {
             design: p.design.clone(),

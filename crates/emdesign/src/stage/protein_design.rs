@@ -2,7 +2,8 @@
 //! and the predictor (em-protein's `design`), with the configured interaction and, for the
 //! ablation, without it. On own data the top-k skip every sequence of the data stage's
 //! `train.csv` (all measured ones) and keep `min_distance`. Each batch is written as it
-//! finishes, so a killed stage resumes.
+//! finishes, so a killed stage resumes. With `[latent]` the chains run in the VAE's latent
+//! and the decoder's argmax gives the sequences.
 
 use std::time::Instant;
 
@@ -11,10 +12,12 @@ use burn::prelude::*;
 use em_protein::constraints::Constraints;
 use em_protein::design::design_constrained;
 use em_protein::energy_model::load_potential;
+use em_protein::latent::{check_latent_potential, design_latent};
 use em_protein::io::{Annotated, csv::write_csv};
 use em_protein::selection::Selection;
 
 use super::protein_energy::potential_path;
+use super::protein_latent::LatentInput;
 use super::protein_files::{
     Batch, batch_file, load_predictors, read_json, read_split, read_train, write_json,
 };
@@ -30,6 +33,8 @@ pub struct ProteinDesignStage {
     /// What own data adds (`None` for a benchmark): no measured sequence, and the
     /// constraints when set.
     pub constraints: Option<OwnRules>,
+    /// `[latent]`: design in the VAE's latent and decode with it.
+    pub latent: Option<LatentInput>,
 }
 
 /// The design rules on own data: every sequence of the data stage's `train.csv` (all
@@ -65,7 +70,13 @@ impl Stage for ProteinDesignStage {
         if self.constraints.is_some() {
             c["selection"] = serde_json::json!({ "exclude_measured": true });
         }
+        if let Some(l) = &self.latent {
+            c["representation"] = l.key();
+        }
         c
+    }
+    fn input_files(&self) -> Vec<std::path::PathBuf> {
+        self.latent.iter().map(|l| l.path.clone()).collect()
     }
     fn upstream(&self) -> Vec<&str> {
         vec!["data", "predictor", "energy"]
@@ -79,6 +90,14 @@ impl Stage for ProteinDesignStage {
         let predictors = load_predictors(ctx.input("predictor")?, &self.predictor, &device)?;
         let ensemble = predictors.len() > 1;
         let (potential, _) = load_potential(&potential_path(ctx.input("energy")?), &device)?;
+        let vae = match &self.latent {
+            Some(l) => {
+                let vae = l.load(&device)?;
+                check_latent_potential(&potential, vae.latent_dim())?;
+                Some(vae)
+            }
+            None => None,
+        };
         let constraints = self
             .constraints
             .as_ref()
@@ -107,17 +126,29 @@ impl Stage for ProteinDesignStage {
                 bar.set_message(format!("seed {seed}, interaction {name}"));
                 let start = Instant::now();
                 let cfg = self.cfg.config(*with);
-                let b = design_constrained(
-                    &potential,
-                    &predictors,
-                    split.min_gt,
-                    split.max_gt,
-                    &cfg,
-                    *seed,
-                    &device,
-                    constraints,
-                    selection.as_ref(),
-                )?;
+                let b = match &vae {
+                    Some(vae) => design_latent(
+                        &potential,
+                        vae,
+                        &predictors,
+                        split.min_gt,
+                        split.max_gt,
+                        &cfg,
+                        *seed,
+                        &device,
+                    )?,
+                    None => design_constrained(
+                        &potential,
+                        &predictors,
+                        split.min_gt,
+                        split.max_gt,
+                        &cfg,
+                        *seed,
+                        &device,
+                        constraints,
+                        selection.as_ref(),
+                    )?,
+                };
                 if selection.is_some() && b.sequences.len() < cfg.top_k {
                     ctx.progress.warning(&format!(
                         "design seed {seed} ({name}): {} of top_k = {} designs found among {} \

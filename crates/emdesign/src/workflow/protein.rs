@@ -31,6 +31,9 @@ pub struct Protein {
     pub evaluate: Evaluate,
     /// `[report]`.
     pub report: ProteinReport,
+    /// `[latent]`: Energy Matching in a VAE latent (`None`: on the one-hot embedding).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latent: Option<em_protein::latent::LatentConfig>,
 }
 
 fn display<T: std::fmt::Display, S: Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {

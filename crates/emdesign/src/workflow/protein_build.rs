@@ -561,6 +561,15 @@ pub(crate) fn build(src: &Source, run_dir: Option<&Path>) -> Result<Plan> {
     let report = ProteinReport {
         bins: c.int("report.bins", &raw.report.bins, 30, 2, 1000)?,
     };
+    if raw.latent.is_some() && own.is_some() {
+        let at = src.text.find("[latent]").unwrap_or(0);
+        return Err(src.error_at(
+            at..at,
+            "latent",
+            "the latent representation needs a benchmark task's VAE ([data] task); \
+             own data designs on the one-hot embedding",
+        ));
+    }
     Ok(Plan {
         workflow,
         body: Body::Protein(Protein {
@@ -570,6 +579,7 @@ pub(crate) fn build(src: &Source, run_dir: Option<&Path>) -> Result<Plan> {
             design,
             evaluate,
             report,
+            latent: raw.latent.clone(),
         }),
     })
 }

@@ -30,6 +30,9 @@ pub struct RawProtein {
     /// `[report]`: plots.
     #[serde(default)]
     pub report: RawProteinReport,
+    /// `[latent]`: Energy Matching in a sequence-VAE latent instead of on the one-hot
+    /// embedding (em-protein's settings, deserialised as they are).
+    pub latent: Option<em_protein::latent::LatentConfig>,
 }
 
 /// `[data]`: a GGS benchmark split, or (`source = "file"`) the user's own data.
