@@ -33,11 +33,11 @@ fn guidance(members: &[u64], kappa: f64) -> LatentGuidance {
     };
     let cnns: Vec<Cnn> = members.iter().map(|&s| cnn(s, &device)).collect();
     // min/max chosen so f_norm is O(1) for these random CNNs.
-    LatentGuidance::new(cfg.init(11, &device), &cnns, kappa, 0.5, -0.2, 0.2)
+    LatentGuidance::new(cfg.init(11, &device), &cnns, kappa, 0.5, -0.02, 0.02)
 }
 
 /// Max relative error (em_core::gradcheck convention) of `grad` against central
-/// differences of the summed energy, step 1e-5, on fixed latents in [-1.5, 1.5].
+/// differences of the summed energy, step 1e-4, on fixed latents in [-1.5, 1.5].
 fn error(g: &LatentGuidance) -> f64 {
     let device = f64_device();
     let z: Vec<f64> = (0..B * LATENT)
@@ -46,24 +46,25 @@ fn error(g: &LatentGuidance) -> f64 {
     let eps = 0.3;
     let analytic = to_vec_f64(g.grad(tensor_from_f64(&z, [B, LATENT], &device), 0.0, eps));
     let scale = analytic.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-    assert!(scale > 1e-4, "gradient is trivially small: {scale}");
+    assert!(scale > 1e-3, "gradient is trivially small: {scale}");
     let energy = |v: &[f64]| -> f64 {
         to_vec_f64(g.energy(tensor_from_f64(v, [B, LATENT], &device), 0.0, eps))
             .iter()
             .sum()
     };
-    let numeric = central_difference(energy, &z, 1e-5);
+    let numeric = central_difference(energy, &z, 1e-4);
     max_relative_error(&analytic, &numeric)
 }
 
-/// f64 round-off ~ 1e-16 |E| / h ~ 1e-11 and truncation h^2 |E'''| ~ 1e-10: anything
-/// above 1e-6 is a wrong chain rule (or a ReLU/max kink within 1e-5 of a latent, which
-/// these fixed latents do not hit).
+/// Measured (f64): at h = 1e-4 one predictor 1.9e-8, the ensemble 9.7e-6 (its gradient
+/// entries are ~1e-3 against E ~ 1.3); truncation dominates above (h = 1e-3: 2.7e-4 and
+/// 3.3e-3, shrinking as h^2) and round-off below (h = 1e-6: 1.2e-6 and 1.8e-4). The bar
+/// 1e-4 leaves 10x headroom on the ensemble; a wrong chain rule is O(1) off.
 #[test]
 fn latent_guidance_gradient_matches_finite_differences() {
     let one = error(&guidance(&[5], 0.0));
     let ensemble = error(&guidance(&[5, 6, 7], 0.8));
     eprintln!("max relative error: one predictor {one:e}, ensemble {ensemble:e}");
-    assert!(one < 1e-6, "one predictor: {one:e}");
-    assert!(ensemble < 1e-6, "ensemble: {ensemble:e}");
+    assert!(one < 1e-4, "one predictor: {one:e}");
+    assert!(ensemble < 1e-4, "ensemble: {ensemble:e}");
 }
