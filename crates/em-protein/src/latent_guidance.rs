@@ -197,7 +197,7 @@ mod tests {
             .map(|c| {
                 vals(&LatentGuidance::new(
                     vae.clone(),
-                    &[c.clone()],
+                    std::slice::from_ref(c),
                     3.0,
                     0.5,
                     -0.1,
