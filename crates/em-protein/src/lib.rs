@@ -12,6 +12,9 @@
 //! - [`user_data`], [`constraints`], [`selection`], [`rounds`]: a lab's own data, the
 //!   constraints its designs obey, which ranked designs are kept (never a measured one), and
 //!   lab rounds that merge new measurements into the training data with their round.
+//! - [`vae`], [`latent_guidance`]: VLGPO's sequence VAE (loaded from its published
+//!   checkpoints or trained here) and predictor guidance through its decoder, for Energy
+//!   Matching in the VAE's latent.
 
 pub mod alphabet;
 pub mod baselines;
@@ -28,6 +31,7 @@ pub mod error;
 pub mod gfp_splits;
 pub mod guidance;
 pub mod io;
+pub mod latent_guidance;
 pub mod metrics;
 pub mod oracle;
 pub mod own_oracle;
@@ -39,3 +43,4 @@ pub mod selection;
 pub mod sequence;
 pub mod stats;
 pub mod user_data;
+pub mod vae;
