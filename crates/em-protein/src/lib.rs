@@ -12,7 +12,7 @@
 //! - [`user_data`], [`constraints`], [`selection`], [`rounds`]: a lab's own data, the
 //!   constraints its designs obey, which ranked designs are kept (never a measured one), and
 //!   lab rounds that merge new measurements into the training data with their round.
-//! - [`vae`], [`latent_guidance`]: VLGPO's sequence VAE (loaded from its published
+//! - [`vae`], [`latent_guidance`], [`latent`]: VLGPO's sequence VAE (loaded from its published
 //!   checkpoints or trained here) and predictor guidance through its decoder, for Energy
 //!   Matching in the VAE's latent.
 
@@ -31,6 +31,7 @@ pub mod error;
 pub mod gfp_splits;
 pub mod guidance;
 pub mod io;
+pub mod latent;
 pub mod latent_guidance;
 pub mod metrics;
 pub mod oracle;
