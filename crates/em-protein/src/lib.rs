@@ -12,6 +12,8 @@
 //! - [`user_data`], [`constraints`], [`selection`], [`rounds`]: a lab's own data, the
 //!   constraints its designs obey, which ranked designs are kept (never a measured one), and
 //!   lab rounds that merge new measurements into the training data with their round.
+//! - [`vlgpo`]: VLGPO (ICML 2025) as a bench method, its latent flow prior loaded from the
+//!   release and its guided posterior sampler.
 
 pub mod alphabet;
 pub mod baselines;
@@ -39,3 +41,4 @@ pub mod selection;
 pub mod sequence;
 pub mod stats;
 pub mod user_data;
+pub mod vlgpo;
