@@ -14,6 +14,9 @@
 //!   lab rounds that merge new measurements into the training data with their round.
 //! - [`vlgpo`]: VLGPO (ICML 2025) as a bench method, its latent flow prior loaded from the
 //!   release and its guided posterior sampler.
+//! - [`vae`], [`latent_guidance`]: VLGPO's sequence VAE (loaded from its published
+//!   checkpoints or trained here) and predictor guidance through its decoder, for Energy
+//!   Matching in the VAE's latent.
 
 pub mod alphabet;
 pub mod baselines;
@@ -30,6 +33,7 @@ pub mod error;
 pub mod gfp_splits;
 pub mod guidance;
 pub mod io;
+pub mod latent_guidance;
 pub mod metrics;
 pub mod oracle;
 pub mod own_oracle;
@@ -41,4 +45,5 @@ pub mod selection;
 pub mod sequence;
 pub mod stats;
 pub mod user_data;
+pub mod vae;
 pub mod vlgpo;
