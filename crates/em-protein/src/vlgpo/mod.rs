@@ -8,6 +8,7 @@
 
 mod blocks;
 mod build;
+mod decoder;
 mod layers;
 mod sampler;
 mod settings;
