@@ -12,6 +12,8 @@
 //! - [`user_data`], [`constraints`], [`selection`], [`rounds`]: a lab's own data, the
 //!   constraints its designs obey, which ranked designs are kept (never a measured one), and
 //!   lab rounds that merge new measurements into the training data with their round.
+//! - [`vlgpo`]: VLGPO (ICML 2025) as a bench method, its latent flow prior loaded from the
+//!   release and its guided posterior sampler.
 //! - [`vae`], [`latent_guidance`], [`latent`]: VLGPO's sequence VAE (loaded from its published
 //!   checkpoints or trained here) and predictor guidance through its decoder, for Energy
 //!   Matching in the VAE's latent.
@@ -45,3 +47,4 @@ pub mod sequence;
 pub mod stats;
 pub mod user_data;
 pub mod vae;
+pub mod vlgpo;
