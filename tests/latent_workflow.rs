@@ -33,7 +33,10 @@ fn latent_smoke_runs_in_the_vae_latent_and_reports_it() {
     let summary = dir.read("run/energy/latent.json");
     assert_contains(&summary, &["\"latent_dim\": 16", "vae_aav_hard.pt"]);
     let md = dir.read("run/report/report.md");
-    assert_contains(&md, &["## Representation", "16-d latent", "vae_aav_hard.pt"]);
+    assert_contains(
+        &md,
+        &["## Representation", "16-d latent", "vae_aav_hard.pt"],
+    );
     let json = dir.read("run/report/report.json");
     assert_contains(&json, &["\"representation\""]);
     // Designs are whole 28-residue AAV sequences decoded by the VAE.
@@ -87,8 +90,6 @@ fn an_unknown_vae_source_names_the_line() {
         "w.toml",
         &latent_smoke(&[("vae = \"vlgpo\"", "vae = \"mine\"")]),
     );
-    let err = TestCommand::new(&dir)
-        .args(["plan", "w.toml"])
-        .assert_err();
+    let err = TestCommand::new(&dir).args(["plan", "w.toml"]).assert_err();
     assert_contains(&err, &["w.toml:", "latent.vae", "mine"]);
 }

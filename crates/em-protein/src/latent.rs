@@ -144,14 +144,8 @@ pub fn design_latent<P: Potential + ?Sized>(
             what: "no predictor to guide and rank with".into(),
         });
     }
-    let guidance = LatentGuidance::new(
-        vae.clone(),
-        predictors,
-        cfg.kappa,
-        cfg.zeta,
-        min_gt,
-        max_gt,
-    );
+    let guidance =
+        LatentGuidance::new(vae.clone(), predictors, cfg.kappa, cfg.zeta, min_gt, max_gt);
     let interaction = interaction_term(cfg.interaction)?;
     let mut terms: Vec<&dyn em_core::energy::EnergyTerm> = Vec::new();
     if cfg.zeta.is_finite() {
@@ -264,11 +258,22 @@ mod tests {
         assert!(latent_codes(&vae, &[]).is_err());
 
         let wrong = potential(LATENT + 1);
-        let e = design_latent(&wrong, &vae, &[cnn()], -1.0, 1.0, &cfg(), 0, &Device::flex())
+        let e = design_latent(
+            &wrong,
+            &vae,
+            &[cnn()],
+            -1.0,
+            1.0,
+            &cfg(),
+            0,
+            &Device::flex(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("5 dimensions") && e.contains("has 4"), "{e}");
+        let e = check_latent_potential(&wrong, LATENT)
             .unwrap_err()
             .to_string();
-        assert!(e.contains("5 dimensions") && e.contains("has 4"), "{e}");
-        let e = check_latent_potential(&wrong, LATENT).unwrap_err().to_string();
         assert!(e.contains("5 positions x 1 channels"), "{e}");
         check_latent_potential(&potential(LATENT), LATENT).unwrap();
     }

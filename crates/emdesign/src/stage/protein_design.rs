@@ -12,15 +12,15 @@ use burn::prelude::*;
 use em_protein::constraints::Constraints;
 use em_protein::design::design_constrained;
 use em_protein::energy_model::load_potential;
-use em_protein::latent::{check_latent_potential, design_latent};
 use em_protein::io::{Annotated, csv::write_csv};
+use em_protein::latent::{check_latent_potential, design_latent};
 use em_protein::selection::Selection;
 
 use super::protein_energy::potential_path;
-use super::protein_latent::LatentInput;
 use super::protein_files::{
     Batch, batch_file, load_predictors, read_json, read_split, read_train, write_json,
 };
+use super::protein_latent::LatentInput;
 use super::{Outcome, Stage, StageCtx};
 use crate::workflow::protein::{Design, Predictor};
 

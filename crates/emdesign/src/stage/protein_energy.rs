@@ -103,9 +103,10 @@ impl Stage for ProteinEnergyStage {
                 write_json(
                     &ctx.out.join(LATENT_SUMMARY),
                     &LatentSummary {
-                        vae: l.path.file_name().map_or_else(String::new, |n| {
-                            n.to_string_lossy().into_owned()
-                        }),
+                        vae: l
+                            .path
+                            .file_name()
+                            .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
                         latent_dim: vae.latent_dim(),
                         reconstruction_accuracy: accuracy,
                     },
