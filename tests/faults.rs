@@ -718,7 +718,7 @@ fn a_missing_ggs_predictor_is_trained_with_ggs_recipe_and_said_so() {
         &[
             "oracle: GGS",
             "ggs_predictor_hard_smoothed.safetensors is absent",
-            "predictor: trained here on the split with GGS's recipe",
+            "predictor: trained here on the split with GGS's recipe on graph-smoothed labels",
         ],
     );
     // The plan's predictor stage trains (no GGS file to copy) and nothing was written.

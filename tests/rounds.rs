@@ -219,6 +219,33 @@ fn three_lab_rounds_with_the_oracle_as_the_lab() {
         best[3] > best[0],
         "no design beat the initial data: {best:?}"
     );
+    // `clean` keeps the lab rounds (copies of the measurements) and names them ...
+    let out = emdesign(&dir, &["clean", "w.toml"]).stdout();
+    assert_contains(
+        &out,
+        &[
+            "kept the lab rounds (round-1, round-2, round-3, rounds.csv)",
+            "emdesign clean --rounds",
+        ],
+    );
+    assert!(!dir.join("run/report").exists());
+    assert!(dir.join("run/round-3/measured.csv").is_file());
+    // ... `--rounds` removes them, but never a file of the user's in one.
+    dir.create("run/round-2/notes.txt", "mine");
+    let out = emdesign(&dir, &["clean", "--rounds", "w.toml"]).stdout();
+    assert_contains(
+        &out,
+        &["kept lab-round entries holding files emdesign did not write: round-2"],
+    );
+    assert_eq!(dir.read("run/round-2/notes.txt"), "mine");
+    for gone in [
+        "run/round-1",
+        "run/round-3",
+        "run/rounds.csv",
+        "run/round-2/results.csv",
+    ] {
+        assert!(!dir.join(gone).exists(), "{gone} left");
+    }
 }
 
 #[test]

@@ -248,6 +248,11 @@ impl Constraints {
         self.allowed[p][r as usize]
     }
 
+    /// The cap on substitutions from the wild type, when set.
+    pub fn max_mutations(&self) -> Option<usize> {
+        self.max_mutations
+    }
+
     /// The minimum number of substitutions between two designs, when set.
     pub fn min_distance(&self) -> Option<usize> {
         self.min_distance

@@ -44,6 +44,8 @@ pub mod round_log;
 pub mod rounds;
 pub mod selection;
 pub mod sequence;
+pub mod smoothed_predictor;
+pub mod smoothing;
 pub mod stats;
 pub mod user_data;
 pub mod vae;

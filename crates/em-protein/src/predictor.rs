@@ -230,27 +230,54 @@ pub fn train_predictor(
         return train_predictor_reference(data, config, device, progress);
     }
     config.check(data.len())?;
+    let mut trainer = fused_trainer(config, device);
+    fit(data, config, &mut trainer, progress)
+}
+
+/// [`train_predictor`] on all of `train`, with `held_out` as the held-out rows (Spearman,
+/// best-epoch choice and the report's scatter) instead of a seeded draw of `config.val_samples`
+/// from the data: for a predictor trained on other rows (graph-smoothed labels,
+/// [`crate::smoothed_predictor`]) measured on the same measured rows as the plain one.
+/// Batch order is drawn from `config.seed`. The plain CPU device runs the fused step.
+pub fn train_predictor_held_out(
+    train: &[(Vec<u8>, f32)],
+    held_out: &[(Vec<u8>, f32)],
+    config: &TrainPredictorConfig,
+    device: &Device,
+    progress: impl FnMut(&EpochReport),
+) -> Result<(Cnn, TrainReport), PredictorError> {
+    let config = TrainPredictorConfig {
+        val_samples: held_out.len(),
+        ..config.clone()
+    };
+    let data: Vec<(Vec<u8>, f32)> = train.iter().chain(held_out).cloned().collect();
+    config.check(data.len())?;
+    let val: Vec<usize> = (train.len()..data.len()).collect();
+    let rows: Vec<usize> = (0..train.len()).collect();
+    let rng = StdRng::seed_from_u64(config.init_seed());
+    if *device != Device::flex() || device.is_autodiff() {
+        let mut trainer = burn_trainer(&config, device);
+        return fit_rows(&data, &val, rows, rng, &config, &mut trainer, progress);
+    }
+    let mut trainer = fused_trainer(&config, device);
+    fit_rows(&data, &val, rows, rng, &config, &mut trainer, progress)
+}
+
+/// The fused CPU trainer at `config`'s initial weights.
+fn fused_trainer(config: &TrainPredictorConfig, device: &Device) -> FusedTrainer {
     let cnn = config.cnn();
     let weights = cnn.init(config.init_seed(), device).weights();
-    let mut trainer = FusedTrainer {
+    FusedTrainer {
         adam: CnnAdam::new(&weights, config.epsilon, config.weight_decay),
         cnn,
         weights,
         lr: config.learning_rate,
         device: device.clone(),
-    };
-    fit(data, config, &mut trainer, progress)
+    }
 }
 
-/// [`train_predictor`] through burn's autodiff and optimiser on `device` (autodiff added if
-/// absent): the reference the fused CPU step is tested against, and the GPU path.
-pub fn train_predictor_reference(
-    data: &[(Vec<u8>, f32)],
-    config: &TrainPredictorConfig,
-    device: &Device,
-    progress: impl FnMut(&EpochReport),
-) -> Result<(Cnn, TrainReport), PredictorError> {
-    config.check(data.len())?;
+/// burn's autodiff trainer at `config`'s initial weights (autodiff added to `device`).
+fn burn_trainer(config: &TrainPredictorConfig, device: &Device) -> BurnTrainer {
     let ad = if device.is_autodiff() {
         device.clone()
     } else {
@@ -262,12 +289,24 @@ pub fn train_predictor_reference(
         .with_epsilon(config.epsilon)
         .with_weight_decay(weight_decay)
         .init();
-    let mut trainer = BurnTrainer {
+    BurnTrainer {
         model: Some(config.cnn().init(config.init_seed(), &ad)),
         optim,
         lr: config.learning_rate,
         device: ad,
-    };
+    }
+}
+
+/// [`train_predictor`] through burn's autodiff and optimiser on `device` (autodiff added if
+/// absent): the reference the fused CPU step is tested against, and the GPU path.
+pub fn train_predictor_reference(
+    data: &[(Vec<u8>, f32)],
+    config: &TrainPredictorConfig,
+    device: &Device,
+    progress: impl FnMut(&EpochReport),
+) -> Result<(Cnn, TrainReport), PredictorError> {
+    config.check(data.len())?;
+    let mut trainer = burn_trainer(config, device);
     fit(data, config, &mut trainer, progress)
 }
 
@@ -338,16 +377,29 @@ fn fit(
     data: &[(Vec<u8>, f32)],
     config: &TrainPredictorConfig,
     trainer: &mut impl Trainer,
-    mut progress: impl FnMut(&EpochReport),
+    progress: impl FnMut(&EpochReport),
 ) -> Result<(Cnn, TrainReport), PredictorError> {
-    check_rows(data, config.kernel_size)?;
     let (order, mut rng) = shuffled_rows(data.len(), config.seed);
     if config.member > 0 {
         // Another member: the same held-out rows, its own batch order.
         rng = StdRng::seed_from_u64(config.init_seed() ^ 0x5851_F42D_4C95_7F2D);
     }
     let (val, train) = order.split_at(config.val_samples);
-    let mut train = train.to_vec();
+    fit_rows(data, val, train.to_vec(), rng, config, trainer, progress)
+}
+
+/// The epoch loop on given held-out rows `val` and training rows `train` of `data`, batch
+/// order drawn from `rng`.
+fn fit_rows(
+    data: &[(Vec<u8>, f32)],
+    val: &[usize],
+    mut train: Vec<usize>,
+    mut rng: StdRng,
+    config: &TrainPredictorConfig,
+    trainer: &mut impl Trainer,
+    mut progress: impl FnMut(&EpochReport),
+) -> Result<(Cnn, TrainReport), PredictorError> {
+    check_rows(data, config.kernel_size)?;
     let val_seqs: Vec<Vec<u8>> = val.iter().map(|&i| data[i].0.clone()).collect();
     let val_truth: Vec<f32> = val.iter().map(|&i| data[i].1).collect();
     let mut history = Vec::with_capacity(config.epochs);

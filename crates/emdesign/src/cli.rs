@@ -42,8 +42,9 @@ pub enum Command {
         #[command(subcommand)]
         command: ExportCommand,
     },
-    /// Remove a workflow's run directory.
-    Clean(WorkflowArgs),
+    /// Remove a workflow's run directory: what emdesign wrote there. Lab rounds
+    /// (`round-<k>/`, `rounds.csv`) stay unless `--rounds` is given.
+    Clean(CleanArgs),
     /// Remove the run locks of a workflow's run directory (the run's and every stage's, or
     /// one stage's with `--stage`) left by a process that no longer runs, e.g. on another
     /// host; says what it removed. A lock of a running process on this host is refused.
@@ -133,6 +134,18 @@ pub struct WorkflowArgs {
     /// Run directory (default: the workflow's `run_dir`).
     #[arg(long, value_name = "DIR")]
     pub run_dir: Option<PathBuf>,
+}
+
+/// Arguments of `emdesign clean`.
+#[derive(Args, Debug)]
+pub struct CleanArgs {
+    /// The workflow and its run directory.
+    #[command(flatten)]
+    pub workflow: WorkflowArgs,
+    /// Also remove the lab rounds (`round-<k>/` folders and `rounds.csv`, which hold copies of
+    /// your measurements); without it they are kept and named.
+    #[arg(long)]
+    pub rounds: bool,
 }
 
 /// Arguments of `emdesign unlock`.

@@ -29,7 +29,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Export {
             command: ExportCommand::Snakemake(args),
         } => crate::cluster::export_snakemake(&args, data_dir),
-        Command::Clean(args) => clean(&args),
+        Command::Clean(args) => crate::clean_cmd::clean(&args),
         Command::Unlock(args) => crate::cluster::unlock(&args),
         Command::Toy(args) => toy(&args),
         Command::Data {
@@ -211,28 +211,6 @@ fn plan(args: &PlanArgs, data_dir: Option<&Path>) -> Result<()> {
             s.id,
             if s.fresh { "fresh" } else { "stale" },
             s.key.short()
-        );
-    }
-    Ok(())
-}
-
-fn clean(args: &WorkflowArgs) -> Result<()> {
-    let plan = workflow::load(&args.workflow, args.run_dir.as_deref())?;
-    let dir = &plan.workflow.run_dir;
-    if !dir.exists() {
-        println!("nothing to clean: {} does not exist", dir.display());
-        return Ok(());
-    }
-    let done = run_dir::clean(&TOOL, dir, Some(&args.workflow), plan.stage_names())?;
-    if done.removed_dir {
-        println!("removed {}", dir.display());
-    } else {
-        println!(
-            "removed {} entries emdesign wrote in {}; kept {} other entries ({}) and the folder",
-            done.removed.len(),
-            dir.display(),
-            done.kept.len(),
-            done.kept.join(", ")
         );
     }
     Ok(())

@@ -9,6 +9,7 @@
 //! science lives in em-core, em-protein and em-image.
 
 mod bench;
+mod clean_cmd;
 pub mod cli;
 mod cluster;
 mod commands;

@@ -8,7 +8,7 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{RngExt, SeedableRng};
 
-use super::{Archive, BaselineError, Budget, Design, DesignMethod, Predictor};
+use super::{Archive, BaselineError, Budget, Design, DesignMethod, Predictor, Rules};
 
 const NAME: &str = "adalead";
 
@@ -81,17 +81,32 @@ pub fn recombine(parents: &mut [Vec<u8>], rate: f64, rng: &mut StdRng) {
     }
 }
 
-/// Each site replaced by a uniform residue with probability `rate` (may keep it).
-fn mutate(seq: &[u8], rate: f64, alphabet: usize, rng: &mut StdRng) -> Vec<u8> {
-    seq.iter()
-        .map(|&r| {
-            if rng.random_bool(rate) {
-                rng.random_range(0..alphabet) as u8
-            } else {
+/// Each site replaced by a uniform residue with probability `rate` (may keep it); under
+/// `rules` a uniform allowed residue, and the child brought under the mutation cap.
+fn mutate(
+    seq: &[u8],
+    rate: f64,
+    alphabet: usize,
+    rules: Option<&Rules>,
+    rng: &mut StdRng,
+) -> Vec<u8> {
+    let mut child: Vec<u8> = seq
+        .iter()
+        .enumerate()
+        .map(|(p, &r)| {
+            if !rng.random_bool(rate) {
                 r
+            } else if let Some(rules) = rules {
+                rules.any_allowed(p, rng)
+            } else {
+                rng.random_range(0..alphabet) as u8
             }
         })
-        .collect()
+        .collect();
+    if let Some(rules) = rules {
+        rules.project(&mut child, rng);
+    }
+    child
 }
 
 impl DesignMethod for AdaLead {
@@ -143,6 +158,7 @@ impl DesignMethod for AdaLead {
         budget: usize,
         seed: u64,
         length: usize,
+        rules: Option<&Rules>,
     ) -> Result<Design, BaselineError> {
         let alphabet = predictor.alphabet();
         let mut rng = StdRng::seed_from_u64(seed);
@@ -187,6 +203,10 @@ impl DesignMethod for AdaLead {
             for _ in 0..self.recombination_passes {
                 recombine(&mut parents, self.recombination_rate, &mut rng);
             }
+            if let Some(rules) = rules {
+                // sites come from obeying parents; only the mutation cap can break
+                parents.iter_mut().for_each(|p| rules.project(p, &mut rng));
+            }
             for roots in parents.chunks(self.eval_batch) {
                 // Root fitness: known, or scored now (distinct unknown roots only).
                 let mut unknown: Vec<Vec<u8>> = Vec::new();
@@ -216,7 +236,7 @@ impl DesignMethod for AdaLead {
                     let mut children: Vec<(usize, Vec<u8>)> = Vec::new();
                     for (idx, node) in &nodes {
                         let fresh = (0..MAX_TRIES)
-                            .map(|_| mutate(node, site_rate, alphabet, &mut rng))
+                            .map(|_| mutate(node, site_rate, alphabet, rules, &mut rng))
                             .find(|c| {
                                 !known.contains_key(c) && !children.iter().any(|x| &x.1 == c)
                             });
@@ -264,6 +284,25 @@ mod tests {
         // sites are exchanged between the two paired parents, never lost or invented
         assert_eq!(per_site, [30, 30, 30]);
         assert!(parents.iter().any(|p| p.iter().any(|&r| r != p[0])));
+    }
+
+    #[test]
+    fn every_design_obeys_the_constraints() {
+        let c = crate::baselines::rules::tests::constraints();
+        let rules = Rules::new(&c);
+        let f = crate::baselines::Additive::random(8, 20, 4);
+        let start = vec![c.wild_type().indices().to_vec(), vec![5; 8], vec![9; 8]];
+        let method = AdaLead {
+            population: 16,
+            eval_batch: 8,
+            ..AdaLead::default()
+        };
+        let d = method.run_within(&start, &f, 300, 2, &rules).unwrap();
+        assert!(d.sequences.len() > 20, "{}", d.sequences.len());
+        for s in &d.sequences {
+            let seq = crate::sequence::Sequence::from_indices(s.clone()).unwrap();
+            assert!(c.violations(&seq).is_empty(), "{:?}", c.violations(&seq));
+        }
     }
 
     #[test]

@@ -6,7 +6,7 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{RngExt, SeedableRng};
 
-use super::{Archive, BaselineError, Budget, Design, DesignMethod, Predictor};
+use super::{Archive, BaselineError, Budget, Design, DesignMethod, Predictor, Rules};
 use crate::cnn::{Cnn, SCORE_CHUNK, one_hot_tensor, tensor_to_vec};
 use crate::oracle::GgsCnnOracle;
 
@@ -88,7 +88,7 @@ impl Default for GibbsWithGradients {
 /// ```
 pub fn proposal_log_probs(x: &[u8], grad: &[f32], alphabet: usize, temperature: f32) -> Vec<f64> {
     let scale = 1.0 / (2.0 * temperature as f64);
-    let mut logits: Vec<f64> = grad
+    let logits: Vec<f64> = grad
         .chunks(alphabet)
         .zip(x)
         .flat_map(|(row, &xi)| {
@@ -101,10 +101,40 @@ pub fn proposal_log_probs(x: &[u8], grad: &[f32], alphabet: usize, temperature: 
             })
         })
         .collect();
+    normalised(logits)
+}
+
+/// `logits - logsumexp(logits)`.
+fn normalised(mut logits: Vec<f64>) -> Vec<f64> {
     let max = logits.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     let lse = max + logits.iter().map(|l| (l - max).exp()).sum::<f64>().ln();
     logits.iter_mut().for_each(|l| *l -= lse);
     logits
+}
+
+/// [`proposal_log_probs`] restricted to the moves that keep `x` obeying `rules` (the others
+/// `-inf`, the rest renormalised); `None` when no move is left. Without rules, unrestricted.
+fn restricted_log_probs(
+    x: &[u8],
+    grad: &[f32],
+    alphabet: usize,
+    temperature: f32,
+    rules: Option<&Rules>,
+) -> Option<Vec<f64>> {
+    let lp = proposal_log_probs(x, grad, alphabet, temperature);
+    let Some(rules) = rules else {
+        return Some(lp);
+    };
+    let legal = rules.moves(x, alphabet);
+    if !legal.iter().any(|&m| m) {
+        return None;
+    }
+    let masked = lp
+        .iter()
+        .zip(legal)
+        .map(|(&l, m)| if m { l } else { f64::NEG_INFINITY })
+        .collect();
+    Some(normalised(masked))
 }
 
 /// An index drawn from log-probabilities.
@@ -125,53 +155,65 @@ fn sample(log_probs: &[f64], rng: &mut StdRng) -> usize {
 }
 
 /// The chains' states, predicted scores and input gradients.
-struct Chains {
+struct Chains<'r> {
     x: Vec<Vec<u8>>,
     f: Vec<f32>,
     /// Per chain, flat `[length, alphabet]`.
     grads: Vec<Vec<f32>>,
     alphabet: usize,
     temperature: f32,
+    /// Own-data constraints: proposals keep to them (both directions of the ratio).
+    rules: Option<&'r Rules>,
 }
 
-impl Chains {
-    /// One Metropolis-Hastings step of the first `min(chains, remaining)` chains: propose
-    /// from `softmax(d / 2T)`, score the proposals with gradients (recorded in `archive`),
-    /// accept with `exp((f(y) - f(x)) / T) q(x | y) / q(y | x)`.
+impl Chains<'_> {
+    /// One Metropolis-Hastings step of the first chains that can move (at most the calls
+    /// remaining): propose from `softmax(d / 2T)` over the moves the rules leave, score the
+    /// proposals with gradients (recorded in `archive`), accept with
+    /// `exp((f(y) - f(x)) / T) q(x | y) / q(y | x)`. Returns whether any chain could move.
     fn step(
         &mut self,
         budget: &mut Budget<'_>,
         rng: &mut StdRng,
         archive: &mut Archive,
-    ) -> Result<(), BaselineError> {
+    ) -> Result<bool, BaselineError> {
         let (a, temp) = (self.alphabet, self.temperature);
-        let active = self.x.len().min(budget.remaining());
-        let mut proposals = Vec::with_capacity(active);
-        let mut moves = Vec::with_capacity(active);
-        for c in 0..active {
-            let lp = proposal_log_probs(&self.x[c], &self.grads[c], a, temp);
+        let mut proposals = Vec::new();
+        let mut moves = Vec::new();
+        for c in 0..self.x.len() {
+            if proposals.len() == budget.remaining() {
+                break;
+            }
+            let Some(lp) = restricted_log_probs(&self.x[c], &self.grads[c], a, temp, self.rules)
+            else {
+                continue; // no move keeps this chain within the rules
+            };
             let k = sample(&lp, rng);
             let mut y = self.x[c].clone();
             y[k / a] = (k % a) as u8;
             proposals.push(y);
-            moves.push((k / a, lp[k]));
+            moves.push((c, k / a, lp[k]));
+        }
+        if proposals.is_empty() {
+            return Ok(false);
         }
         let (fy, gy) = budget.gradient(&proposals, NAME)?;
-        let per = gy.len() / active.max(1);
-        for (c, y) in proposals.into_iter().enumerate() {
-            archive.add(&y, fy[c]);
-            let gy_c = &gy[c * per..(c + 1) * per];
-            let (site, forward) = moves[c];
+        let per = gy.len() / proposals.len();
+        for (j, y) in proposals.into_iter().enumerate() {
+            archive.add(&y, fy[j]);
+            let gy_c = &gy[j * per..(j + 1) * per];
+            let (c, site, forward) = moves[j];
             let back = site * a + self.x[c][site] as usize;
-            let reverse = proposal_log_probs(&y, gy_c, a, temp)[back];
-            let log_accept = (fy[c] - self.f[c]) as f64 / temp as f64 + reverse - forward;
+            let reverse = restricted_log_probs(&y, gy_c, a, temp, self.rules)
+                .map_or(f64::NEG_INFINITY, |lp| lp[back]);
+            let log_accept = (fy[j] - self.f[c]) as f64 / temp as f64 + reverse - forward;
             if rng.random::<f64>().ln() < log_accept {
                 self.x[c] = y;
-                self.f[c] = fy[c];
+                self.f[c] = fy[j];
                 self.grads[c] = gy_c.to_vec();
             }
         }
-        Ok(())
+        Ok(true)
     }
 }
 
@@ -206,6 +248,7 @@ impl DesignMethod for GibbsWithGradients {
         budget: usize,
         seed: u64,
         length: usize,
+        rules: Option<&Rules>,
     ) -> Result<Design, BaselineError> {
         let alphabet = predictor.alphabet();
         if alphabet < 2 || length == 0 {
@@ -234,9 +277,12 @@ impl DesignMethod for GibbsWithGradients {
             f,
             alphabet,
             temperature: self.temperature,
+            rules,
         };
         while budget.remaining() > 0 {
-            chains.step(&mut budget, &mut rng, &mut archive)?;
+            if !chains.step(&mut budget, &mut rng, &mut archive)? {
+                break; // no chain can move within the rules
+            }
         }
         Ok(archive.finish(budget.used()))
     }
@@ -346,6 +392,7 @@ mod tests {
             f,
             alphabet: 3,
             temperature,
+            rules: None,
         };
         let mut budget = Budget::new(&Pairwise, usize::MAX);
         let (mut rng, mut archive) = (StdRng::seed_from_u64(4), Archive::default());
@@ -365,5 +412,65 @@ mod tests {
             / 2.0;
         // measured: TV 0.0049 (seed 4); dropping the q(x|y) / q(y|x) factor gives 0.081
         assert!(tv < 0.01, "total variation {tv}: {counts:?}");
+    }
+
+    #[test]
+    fn restricted_chains_sample_the_boltzmann_distribution_on_the_allowed_states() {
+        // wild type (0, 0); site 1 may not take residue 2; at most one mutation: the states
+        // (0,0), (1,0), (2,0), (0,1) are left, linked by single substitutions.
+        let rules = Rules::from_parts(vec![0, 0], vec![vec![0, 1, 2], vec![0, 1]], Some(1));
+        let temperature = 0.5f32;
+        let allowed: Vec<Vec<u8>> = vec![vec![0, 0], vec![1, 0], vec![2, 0], vec![0, 1]];
+        let energies = Pairwise.score(&allowed);
+        let z: f64 = energies.iter().map(|&e| (e as f64 / 0.5).exp()).sum();
+        let x = vec![vec![0u8, 0]; 8];
+        let (f, g) = Pairwise.gradient(&x).unwrap();
+        let mut chains = Chains {
+            grads: g.chunks(6).map(<[f32]>::to_vec).collect(),
+            x,
+            f,
+            alphabet: 3,
+            temperature,
+            rules: Some(&rules),
+        };
+        let mut budget = Budget::new(&Pairwise, usize::MAX);
+        let (mut rng, mut archive) = (StdRng::seed_from_u64(4), Archive::default());
+        let mut counts = [0usize; 4];
+        for step in 0..20_000 {
+            assert!(chains.step(&mut budget, &mut rng, &mut archive).unwrap());
+            if step >= 100 {
+                for s in &chains.x {
+                    let i = allowed
+                        .iter()
+                        .position(|a| a == s)
+                        .expect("an allowed state");
+                    counts[i] += 1;
+                }
+            }
+        }
+        let n: usize = counts.iter().sum();
+        let tv: f64 = (0..4)
+            .map(|i| (counts[i] as f64 / n as f64 - (energies[i] as f64 / 0.5).exp() / z).abs())
+            .sum::<f64>()
+            / 2.0;
+        assert!(tv < 0.01, "total variation {tv}: {counts:?}");
+    }
+
+    #[test]
+    fn every_design_obeys_the_constraints() {
+        let c = crate::baselines::rules::tests::constraints();
+        let rules = Rules::new(&c);
+        let f = crate::baselines::Additive::random(8, 20, 4);
+        let start = vec![c.wild_type().indices().to_vec(), vec![5; 8]];
+        let method = GibbsWithGradients {
+            chains: 8,
+            ..GibbsWithGradients::default()
+        };
+        let d = method.run_within(&start, &f, 300, 2, &rules).unwrap();
+        assert!(d.sequences.len() > 10, "{}", d.sequences.len());
+        for s in &d.sequences {
+            let seq = crate::sequence::Sequence::from_indices(s.clone()).unwrap();
+            assert!(c.violations(&seq).is_empty(), "{:?}", c.violations(&seq));
+        }
     }
 }

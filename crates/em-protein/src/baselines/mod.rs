@@ -11,13 +11,15 @@ mod additive;
 pub mod gwg;
 pub mod ot_cfm;
 pub mod random;
+pub mod rules;
 
 pub use additive::Additive;
+pub use rules::Rules;
 
 use std::collections::HashSet;
 
-use rand::RngExt;
 use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
 
 use crate::alphabet::ALPHABET_SIZE;
 use crate::ehrlich::Ehrlich;
@@ -70,6 +72,8 @@ pub trait DesignMethod {
 
     /// The search itself, called by [`run`](Self::run) once `start` (non-empty, all of
     /// length `length`, indices below `predictor.alphabet()`) and the settings are checked.
+    /// With `rules` (from [`run_within`](Self::run_within), `start` obeying them) every
+    /// sequence it proposes obeys them too.
     fn search(
         &self,
         start: &[Vec<u8>],
@@ -77,6 +81,7 @@ pub trait DesignMethod {
         budget: usize,
         seed: u64,
         length: usize,
+        rules: Option<&Rules>,
     ) -> Result<Design, BaselineError>;
 
     /// Design from `start` (non-empty, equal length, indices below `predictor.alphabet()`),
@@ -90,7 +95,48 @@ pub trait DesignMethod {
     ) -> Result<Design, BaselineError> {
         let length = check_start(self.name(), start, predictor.alphabet())?;
         self.check_config()?;
-        self.search(start, predictor, budget, seed, length)
+        self.search(start, predictor, budget, seed, length, None)
+    }
+
+    /// [`run`](Self::run) under own-data constraints: the start population is first made to
+    /// obey `rules` ([`Rules::project`]), the method proposes only obeying sequences, and
+    /// every design is checked again (a violation is an error, never dropped silently).
+    fn run_within(
+        &self,
+        start: &[Vec<u8>],
+        predictor: &dyn Predictor,
+        budget: usize,
+        seed: u64,
+        rules: &Rules,
+    ) -> Result<Design, BaselineError> {
+        let length = check_start(self.name(), start, predictor.alphabet())?;
+        if length != rules.length() {
+            return Err(BaselineError::RaggedStart {
+                method: self.name(),
+                index: 0,
+                length,
+                expected: rules.length(),
+            });
+        }
+        self.check_config()?;
+        let mut rng = StdRng::seed_from_u64(seed ^ 0x9E37_79B9_7F4A_7C15);
+        let mut seen = HashSet::new();
+        let mut obeying: Vec<Vec<u8>> = Vec::with_capacity(start.len());
+        for s in start {
+            let mut s = s.clone();
+            rules.project(&mut s, &mut rng);
+            if seen.insert(s.clone()) {
+                obeying.push(s);
+            }
+        }
+        let design = self.search(&obeying, predictor, budget, seed, length, Some(rules))?;
+        if let Some(index) = design.sequences.iter().position(|s| !rules.obeys(s)) {
+            return Err(BaselineError::Violation {
+                method: self.name(),
+                index,
+            });
+        }
+        Ok(design)
     }
 }
 
@@ -186,6 +232,14 @@ pub enum BaselineError {
     NotDifferentiable {
         /// The method.
         method: &'static str,
+    },
+    /// A design breaks the constraints it was run within (a bug in the method).
+    #[error("{method}: design {index} breaks the constraints it was proposed under")]
+    Violation {
+        /// The method.
+        method: &'static str,
+        /// Index in the design, best first.
+        index: usize,
     },
     /// A method asked for more calls than remain (a bug in the method).
     #[error("budget exceeded: {requested} calls requested, {remaining} remaining")]

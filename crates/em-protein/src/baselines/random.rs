@@ -5,7 +5,9 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{RngExt, SeedableRng};
 
-use super::{Archive, BaselineError, Budget, Design, DesignMethod, Predictor, other_residue};
+use super::{
+    Archive, BaselineError, Budget, Design, DesignMethod, Predictor, Rules, other_residue,
+};
 
 const NAME: &str = "random";
 
@@ -45,6 +47,26 @@ pub fn mutate(seq: &[u8], k: usize, alphabet: usize, rng: &mut StdRng) -> Vec<u8
     out
 }
 
+/// [`mutate`] under `rules`: `k` distinct random sites among those allowing another residue,
+/// each to another allowed residue, then brought under the mutation cap.
+pub fn mutate_within(seq: &[u8], k: usize, rules: &Rules, rng: &mut StdRng) -> Vec<u8> {
+    let mut sites: Vec<usize> = (0..seq.len()).collect();
+    sites.shuffle(rng);
+    let mut out = seq.to_vec();
+    let mut done = 0;
+    for i in sites {
+        if done == k {
+            break;
+        }
+        if let Some(r) = rules.other_allowed(i, out[i], rng) {
+            out[i] = r;
+            done += 1;
+        }
+    }
+    rules.project(&mut out, rng);
+    out
+}
+
 impl DesignMethod for RandomMutation {
     fn name(&self) -> &'static str {
         NAME
@@ -73,6 +95,7 @@ impl DesignMethod for RandomMutation {
         budget: usize,
         seed: u64,
         _length: usize,
+        rules: Option<&Rules>,
     ) -> Result<Design, BaselineError> {
         let alphabet = predictor.alphabet();
         let mut rng = StdRng::seed_from_u64(seed);
@@ -83,7 +106,10 @@ impl DesignMethod for RandomMutation {
             let mutants: Vec<Vec<u8>> = (0..n)
                 .map(|_| {
                     let parent = &start[rng.random_range(0..start.len())];
-                    mutate(parent, self.mutations, alphabet, &mut rng)
+                    match rules {
+                        Some(r) => mutate_within(parent, self.mutations, r, &mut rng),
+                        None => mutate(parent, self.mutations, alphabet, &mut rng),
+                    }
                 })
                 .collect();
             let scores = budget.score(&mutants)?;
@@ -108,6 +134,22 @@ mod tests {
             let m = mutate(&seq, k, 20, &mut rng);
             let diff = m.iter().zip(&seq).filter(|(a, b)| a != b).count();
             assert_eq!(diff, k.min(12));
+        }
+    }
+
+    #[test]
+    fn every_design_obeys_the_constraints() {
+        let c = crate::baselines::rules::tests::constraints();
+        let rules = Rules::new(&c);
+        let f = Additive::random(8, 20, 4);
+        let start = vec![c.wild_type().indices().to_vec(), vec![5; 8]];
+        let d = RandomMutation::default()
+            .run_within(&start, &f, 300, 2, &rules)
+            .unwrap();
+        assert!(d.sequences.len() > 20, "{}", d.sequences.len());
+        for s in &d.sequences {
+            let seq = crate::sequence::Sequence::from_indices(s.clone()).unwrap();
+            assert!(c.violations(&seq).is_empty(), "{:?}", c.violations(&seq));
         }
     }
 

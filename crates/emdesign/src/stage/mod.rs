@@ -97,7 +97,7 @@ fn protein_stages(
     let dir_path = dir.as_ref().ok().cloned();
     let oracle = OracleSource::resolve(data.task, dir)?;
     eprintln!("{}", oracle.describe());
-    let (predictor, ggs_path) =
+    let (predictor, ggs_path, smoothing) =
         protein_data::resolve_predictor(&p.predictor, &data, dir_path.as_deref())?;
     let bounded = memory_bounded(p);
     let latent = protein_latent::resolve(p.latent.as_ref(), &data, dir_path.as_deref())?;
@@ -108,6 +108,7 @@ fn protein_stages(
             data: p.data.clone(),
             ggs_path,
             seed,
+            smoothing,
         }),
         bounded(Box::new(protein_energy::ProteinEnergyStage {
             cfg: p.energy.clone(),

@@ -34,6 +34,7 @@ pub fn stages(plan: &Plan, p: &Protein, own: &OwnData) -> Result<Vec<Box<dyn Sta
             data: p.data.clone(),
             ggs_path: None,
             seed,
+            smoothing: None,
         }),
         bounded(Box::new(protein_energy::ProteinEnergyStage {
             cfg: p.energy.clone(),

@@ -11,6 +11,7 @@ use em_protein::datasets::Checkpoint;
 use em_protein::ensemble::train_ensemble;
 use em_protein::gfp_splits::{GfpSplit, TrainingSplit, training_split};
 use em_protein::io;
+use em_protein::smoothed_predictor::{LabelSmoothing, train_smoothed_predictor};
 
 use super::protein_files::{SplitInfo, member_path, predictor_path, read_train, write_json};
 use super::{Outcome, Stage, StageCtx};
@@ -73,18 +74,24 @@ impl Stage for ProteinDataStage {
     }
 }
 
+/// What [`resolve_predictor`] chose: the predictor's shape and settings, the verified GGS
+/// checkpoint to copy, and the label smoothing of a fallback standing in for a smoothed GGS
+/// predictor.
+pub type Resolved = (Predictor, Option<PathBuf>, Option<LabelSmoothing>);
+
 /// The predictor a benchmark workflow uses and the GGS checkpoint to copy: as configured when
 /// `data_dir` holds the published GGS predictor of the split; otherwise (no data directory,
 /// or the file is absent from it) a CNN trained on the split with GGS's recipe
-/// ([`Predictor::ggs_recipe`]), and a message says so. A file that fails its checksum stays
-/// an error.
+/// ([`Predictor::ggs_recipe`]), on graph-smoothed labels ([`LabelSmoothing`]'s defaults) when
+/// the configured GGS predictor is a smoothed one, and a message says so. A file that fails
+/// its checksum stays an error.
 pub fn resolve_predictor(
     cfg: &Predictor,
     data: &ProteinData,
     data_dir: Option<&Path>,
-) -> Result<(Predictor, Option<PathBuf>)> {
+) -> Result<Resolved> {
     let Predictor::Ggs { smoothed } = *cfg else {
-        return Ok((cfg.clone(), None));
+        return Ok((cfg.clone(), None, None));
     };
     let checkpoint = Checkpoint::Predictor {
         difficulty: data.difficulty,
@@ -93,7 +100,7 @@ pub fn resolve_predictor(
     let why = match data_dir.map(|dir| data.task.checkpoint(dir, checkpoint)) {
         Some(Ok(path)) => {
             eprintln!("predictor: GGS ({})", path.display());
-            return Ok((cfg.clone(), Some(path)));
+            return Ok((cfg.clone(), Some(path), None));
         }
         Some(Err(em_protein::error::Error::MissingData { path, .. })) => {
             format!("{} is absent", path.display())
@@ -101,11 +108,21 @@ pub fn resolve_predictor(
         Some(Err(e)) => return Err(e.into()),
         None => "no data directory".to_string(),
     };
+    let smoothing = smoothed.then(LabelSmoothing::default);
+    let labels = match &smoothing {
+        Some(s) => format!(
+            "graph-smoothed labels (GGS's smoothing: a first predictor on the raw labels scores \
+             the training sequences and single mutants, {} nodes, Tikhonov gamma {} on their \
+             kNN graph, then {} epochs on the smoothed labels)",
+            s.nodes, s.gamma, s.epochs
+        ),
+        None => "raw labels".into(),
+    };
     eprintln!(
-        "predictor: trained here on the split with GGS's recipe on raw labels ({why}; the \
+        "predictor: trained here on the split with GGS's recipe on {labels} ({why}; the \
          published GGS predictor is not downloadable, copy it from the benchmark mirror)"
     );
-    Ok((Predictor::ggs_recipe(), None))
+    Ok((Predictor::ggs_recipe(), None, smoothing))
 }
 
 /// The `predictor` stage of a protein workflow.
@@ -118,6 +135,9 @@ pub struct PredictorStage {
     pub ggs_path: Option<PathBuf>,
     /// Workflow seed.
     pub seed: u64,
+    /// Train on graph-smoothed labels (the fallback for a smoothed GGS predictor); left out of
+    /// the stage key when `None`.
+    pub smoothing: Option<LabelSmoothing>,
 }
 
 impl Stage for PredictorStage {
@@ -128,7 +148,12 @@ impl Stage for PredictorStage {
         "protein.predictor"
     }
     fn config(&self) -> serde_json::Value {
-        serde_json::json!({ "predictor": self.cfg, "data": self.data, "seed": self.seed })
+        let mut key =
+            serde_json::json!({ "predictor": self.cfg, "data": self.data, "seed": self.seed });
+        if let Some(s) = &self.smoothing {
+            key["smoothing"] = serde_json::json!(s);
+        }
+        key
     }
     fn input_files(&self) -> Vec<PathBuf> {
         self.ggs_path.iter().cloned().collect()
@@ -168,6 +193,9 @@ impl Stage for PredictorStage {
             .zip(train.scores())
             .map(|(s, &y)| (s.indices().to_vec(), y as f32))
             .collect();
+        if let Some(smoothing) = &self.smoothing {
+            return train_smoothed(ctx, &rows, &cfg, smoothing);
+        }
         let k = self.cfg.ensemble();
         let bar = ctx.progress.bar("predictor", (k * cfg.epochs) as u64);
         let (members, report) = train_ensemble(&rows, &cfg, k, &Device::flex(), |m, e| {
@@ -201,6 +229,46 @@ impl Stage for PredictorStage {
     }
 }
 
+/// The predictor stage's work on graph-smoothed labels: `predictor.safetensors` is the
+/// predictor trained on them, `predictor.json` its report plus `smoothing` (the graph and the
+/// plain predictor's report, whose held-out Spearman is on the same rows).
+fn train_smoothed(
+    ctx: &StageCtx,
+    rows: &[(Vec<u8>, f32)],
+    cfg: &em_protein::predictor::TrainPredictorConfig,
+    smoothing: &LabelSmoothing,
+) -> Result<Outcome> {
+    let total = (cfg.epochs + smoothing.epochs) as u64;
+    let bar = ctx.progress.bar("predictor", total);
+    let trained = train_smoothed_predictor(rows, cfg, smoothing, &Device::flex(), |phase, e| {
+        let done = if phase == "plain" { 0 } else { cfg.epochs };
+        bar.set_position((done + e.epoch) as u64);
+        bar.set_message(format!("{phase} labels, mse {:.4}", e.train_mse));
+    })?;
+    bar.finish_and_clear();
+    let (report, sm) = (trained.report, trained.smoothing);
+    trained.predictor.save(member_path(ctx.out, 0))?;
+    let mut json = serde_json::to_value(&report)?;
+    json["smoothing"] = serde_json::to_value(&sm)?;
+    write_json(&ctx.out.join("predictor.json"), &json)?;
+    let rho = |r: Option<f64>| r.map_or("-".into(), |r| format!("{r:.3}"));
+    Ok(Outcome {
+        headline: vec![
+            ("source".into(), "train".into()),
+            ("labels".into(), "smoothed".into()),
+            ("epoch".into(), report.chosen_epoch.to_string()),
+            ("val_spearman".into(), rho(report.val_spearman)),
+            ("raw_labels_val_spearman".into(), rho(sm.plain.val_spearman)),
+        ],
+        metrics: serde_json::json!({
+            "source": "train",
+            "labels": "smoothed",
+            "val_spearman": report.val_spearman,
+            "raw_labels_val_spearman": sm.plain.val_spearman,
+        }),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,14 +283,18 @@ mod tests {
             gfp_split: None,
         };
         let ggs = Predictor::Ggs { smoothed: true };
-        let (p, path) = resolve_predictor(&ggs, &data, None).unwrap();
+        let (p, path, smoothing) = resolve_predictor(&ggs, &data, None).unwrap();
         assert!(path.is_none());
+        // a smoothed GGS predictor falls back to one on graph-smoothed labels, a raw one to raw
+        assert_eq!(smoothing, Some(LabelSmoothing::default()));
+        let raw = Predictor::Ggs { smoothed: false };
+        assert_eq!(resolve_predictor(&raw, &data, None).unwrap().2, None);
         assert_eq!(
             serde_json::to_value(&p).unwrap(),
             serde_json::to_value(Predictor::ggs_recipe()).unwrap()
         );
         let dir = tempfile::tempdir().unwrap();
-        let (p, path) = resolve_predictor(&ggs, &data, Some(dir.path())).unwrap();
+        let (p, path, _) = resolve_predictor(&ggs, &data, Some(dir.path())).unwrap();
         assert!(path.is_none() && matches!(p, Predictor::Train { epochs: 100, .. }));
         // a present file that fails its checksum is an error, not a fallback
         std::fs::create_dir(dir.path().join("aav")).unwrap();
@@ -244,7 +316,34 @@ mod tests {
             kernel_size: 3,
             ensemble: 1,
         };
-        let (p, path) = resolve_predictor(&own, &data, None).unwrap();
+        let (p, path, smoothing) = resolve_predictor(&own, &data, None).unwrap();
         assert!(path.is_none() && matches!(p, Predictor::Train { epochs: 3, .. }));
+        assert!(smoothing.is_none());
+    }
+
+    #[test]
+    fn smoothing_enters_the_predictor_key_only_when_set() {
+        let data = ProteinData {
+            task: Task::Gfp,
+            difficulty: Difficulty::Hard,
+            gfp_split: None,
+        };
+        let stage = |cfg: Predictor, smoothing| PredictorStage {
+            cfg,
+            data: Data::Benchmark(data),
+            ggs_path: None,
+            seed: 0,
+            smoothing,
+        };
+        // a GGS predictor's and a plain trained one's keys are what they were before
+        for cfg in [Predictor::Ggs { smoothed: true }, Predictor::ggs_recipe()] {
+            let key = stage(cfg.clone(), None).config();
+            let before =
+                serde_json::json!({ "predictor": cfg, "data": Data::Benchmark(data), "seed": 0 });
+            assert_eq!(key, before);
+        }
+        let smoothed = stage(Predictor::ggs_recipe(), Some(LabelSmoothing::default())).config();
+        assert_eq!(smoothed["smoothing"]["gamma"], 1.0);
+        assert_ne!(smoothed, stage(Predictor::ggs_recipe(), None).config());
     }
 }
