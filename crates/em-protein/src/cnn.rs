@@ -4,7 +4,7 @@
 
 mod fused;
 mod fused_train;
-mod store;
+pub(crate) mod store;
 
 pub use fused::FusedCnn;
 pub use fused_train::{CnnAdam, mse_and_grads};

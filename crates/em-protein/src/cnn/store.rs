@@ -70,32 +70,40 @@ impl CnnConfig {
     }
 }
 
+/// The tensor and a message for one of burn-store's apply errors (shared by the GGS CNN and
+/// VAE loaders); `model` and `hint` complete a shape mismatch's message.
+pub(crate) fn apply_error(err: &ApplyError, model: &str, hint: &str) -> (String, String) {
+    match err {
+        ApplyError::ShapeMismatch {
+            path,
+            expected,
+            found,
+        } => (
+            path.clone(),
+            format!("shape {found:?} does not fit {model} ({expected:?} expected; {hint})"),
+        ),
+        ApplyError::DTypeMismatch {
+            path,
+            expected,
+            found,
+        } => (
+            path.clone(),
+            format!("dtype {found:?}, expected {expected:?}"),
+        ),
+        ApplyError::AdapterError { path, message } | ApplyError::LoadError { path, message } => {
+            (path.clone(), message.clone())
+        }
+    }
+}
+
 /// Turn burn-store's apply report into the first error, naming the file and tensor.
 fn check_applied(path: &Path, result: &ApplyResult) -> Result<(), CnnError> {
     if let Some(err) = result.errors.first() {
-        let (tensor, message) = match err {
-            ApplyError::ShapeMismatch {
-                path,
-                expected,
-                found,
-            } => (
-                path.clone(),
-                format!(
-                    "shape {found:?} does not fit the configured model ({expected:?} \
-                         expected; PyTorch layout for Linear weights)"
-                ),
-            ),
-            ApplyError::DTypeMismatch {
-                path,
-                expected,
-                found,
-            } => (
-                path.clone(),
-                format!("dtype {found:?}, expected {expected:?}"),
-            ),
-            ApplyError::AdapterError { path, message }
-            | ApplyError::LoadError { path, message } => (path.clone(), message.clone()),
-        };
+        let (tensor, message) = apply_error(
+            err,
+            "the configured model",
+            "PyTorch layout for Linear weights",
+        );
         return Err(CnnError::BadTensor {
             path: path.to_path_buf(),
             tensor,

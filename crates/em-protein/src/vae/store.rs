@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
-use burn::store::{ApplyError, ApplyResult, ModuleSnapshot, PytorchStore};
+use burn::store::{ApplyResult, ModuleSnapshot, PytorchStore};
 
 use super::{SeqVae, SeqVaeConfig};
 
@@ -125,29 +125,11 @@ fn regex_escape(s: &str) -> String {
 /// burn-store's apply report as the first error, naming the file and PyTorch key.
 fn check_applied(path: &Path, result: &ApplyResult) -> Result<(), VaeError> {
     if let Some(err) = result.errors.first() {
-        let (tensor, message) = match err {
-            ApplyError::ShapeMismatch {
-                path,
-                expected,
-                found,
-            } => (
-                path.clone(),
-                format!(
-                    "shape {found:?} does not fit the configured VAE ({expected:?} expected, \
-                     burn layout; check length/input_dim/latent_dim)"
-                ),
-            ),
-            ApplyError::DTypeMismatch {
-                path,
-                expected,
-                found,
-            } => (
-                path.clone(),
-                format!("dtype {found:?}, expected {expected:?}"),
-            ),
-            ApplyError::AdapterError { path, message }
-            | ApplyError::LoadError { path, message } => (path.clone(), message.clone()),
-        };
+        let (tensor, message) = crate::cnn::store::apply_error(
+            err,
+            "the configured VAE",
+            "burn layout; check length/input_dim/latent_dim",
+        );
         return Err(VaeError::BadTensor {
             path: path.to_path_buf(),
             tensor: torch_key(&tensor),
